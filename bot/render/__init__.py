@@ -1,0 +1,1 @@
+"""Renderers: typed results in, text out. One module per result type."""

@@ -1,0 +1,84 @@
+"""The one call everything else makes: check a configured target, all of it or a part."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import replace
+
+from checks.clients import Clients
+from checks.config import Config
+from checks.errors import LsreadyError
+from checks.model import SECTIONS, Attestation, Item, Kind
+from checks.registry import Catalog, load_catalog
+from checks.runner import Report, run_checks
+from checks.score import score
+
+
+class UnknownSelection(LsreadyError):
+    """A section or item id that the catalog does not have."""
+
+
+def catalog_for(config: Config) -> Catalog:
+    return load_catalog(thresholds=config.thresholds, severity=config.severity)
+
+
+def select(catalog: Catalog, selector: str | None) -> list[Item]:
+    """Items for a section number, a section name, an item id, or everything."""
+    if not selector:
+        return list(catalog.items)
+    key = selector.strip().lower()
+    if key in SECTIONS:
+        return list(catalog.section(key))
+    for number, name in SECTIONS.items():
+        if key == name.lower() or key == name.lower().split()[0]:
+            return list(catalog.section(number))
+    item = catalog.get(key)
+    if item is not None:
+        return [item]
+    prefixed = [i for i in catalog.items if i.id.startswith(key + ".")]
+    if prefixed:
+        return prefixed
+    choices = list(SECTIONS) + [i.id for i in catalog.items]
+    close = difflib.get_close_matches(key, choices, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise UnknownSelection(
+        f"'{selector}' is not a section (1-11, signoff) or an item id.{hint} Try `lsready catalog`."
+    )
+
+
+def check(
+    config: Config,
+    target: str | None = None,
+    *,
+    selector: str | None = None,
+    attestations: Mapping[str, Attestation] | None = None,
+    catalog: Catalog | None = None,
+) -> Report:
+    """Run the checks of one target and return its report; never raises for a backend's trouble."""
+    catalog = catalog or catalog_for(config)
+    name, target_cfg = config.target(target)
+    wanted = select(catalog, selector)
+    # A derived item needs its sources evaluated even when they were not asked for.
+    needed = {i.id for i in wanted}
+    for item in wanted:
+        if item.kind is Kind.DERIVED:
+            needed.update(item.derived_from or catalog.required_ids())
+    to_run = [i for i in catalog.items if i.id in needed]
+    clients = Clients(name, target_cfg, timeout_s=config.timeouts.probe_s)
+    try:
+        report = run_checks(
+            catalog,
+            clients,
+            items=to_run,
+            attestations=attestations,
+            probe_timeout_s=config.timeouts.probe_s,
+            deadline_s=config.timeouts.run_s,
+            redactor=config.redactor(),
+        )
+    finally:
+        clients.close()
+    if len(to_run) == len(wanted):
+        return report
+    shown = tuple(r for r in report.results if r.item.id in {i.id for i in wanted})
+    return replace(report, results=shown, score=score(shown))

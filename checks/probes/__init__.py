@@ -1,0 +1,27 @@
+"""Probes: `probe(clients, params) -> Evidence`, one module per backend, registered explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from checks.errors import CatalogError
+
+if TYPE_CHECKING:
+    from checks.clients import Clients
+    from checks.model import Evidence
+
+ProbeFn = Callable[["Clients", Mapping[str, Any]], "Evidence"]
+
+
+def all_probes() -> dict[str, ProbeFn]:
+    """Every probe by name; a name registered twice is an error."""
+    from checks.probes import clickhouse, postgres, redis
+
+    merged: dict[str, ProbeFn] = {}
+    for module in (redis, postgres, clickhouse):
+        for name, fn in module.PROBES.items():
+            if name in merged:
+                raise CatalogError(f"probe '{name}' is registered twice")
+            merged[name] = fn
+    return merged

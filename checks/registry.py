@@ -1,0 +1,164 @@
+"""Load the checklist catalog and bind its items to probes; refuse to start on any inconsistency."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from checks.errors import CatalogError
+from checks.model import SECTIONS, Item, Kind, Severity
+from checks.probes import ProbeFn, all_probes
+
+CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+_FIELDS = {
+    "id", "section", "title", "seed", "kind", "required", "severity",
+    "thresholds", "derived", "remediation", "docs", "probe",
+}  # fmt: skip
+_REQUIRED_FIELDS = ("id", "section", "title", "seed", "kind", "required", "severity", "remediation")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    items: tuple[Item, ...]
+    probes: Mapping[str, ProbeFn]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {i.id: i for i in self.items})
+
+    def get(self, item_id: str) -> Item | None:
+        return self._by_id.get(item_id)  # type: ignore[attr-defined]
+
+    def section(self, section: str) -> tuple[Item, ...]:
+        return tuple(i for i in self.items if i.section == section)
+
+    def required_ids(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.items if i.required and i.kind is not Kind.DERIVED)
+
+
+def load_catalog(
+    path: Path = CATALOG_PATH,
+    probes: Mapping[str, ProbeFn] | None = None,
+    thresholds: Mapping[str, Mapping[str, Any]] | None = None,
+    severity: Mapping[str, str] | None = None,
+) -> Catalog:
+    """The catalog with operator overrides applied. Raises CatalogError listing every problem."""
+    probes = all_probes() if probes is None else probes
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
+    if not isinstance(raw, list):
+        raise CatalogError(f"catalog {path} must be a list of items")
+    problems: list[str] = []
+    items: list[Item] = []
+    seen: set[str] = set()
+    for n, entry in enumerate(raw, 1):
+        item = _parse(entry, n, probes, problems)
+        if item is None:
+            continue
+        if item.id in seen:
+            problems.append(f"item {n}: duplicate id '{item.id}'")
+        seen.add(item.id)
+        items.append(item)
+    for item in items:
+        for ref in item.derived_from or ():
+            if ref not in seen:
+                problems.append(f"{item.id}: derived from unknown item '{ref}'")
+    by_id = {i.id: i for i in items}
+    for item_id, overrides in (thresholds or {}).items():
+        if item_id not in by_id:
+            problems.append(f"thresholds.{item_id}: no such item")
+            continue
+        unknown = set(overrides) - set(by_id[item_id].thresholds)
+        if unknown:
+            known = ", ".join(sorted(by_id[item_id].thresholds)) or "none"
+            problems.append(
+                f"thresholds.{item_id}: unknown key(s) {', '.join(sorted(unknown))} (known: {known})"
+            )
+            continue
+        by_id[item_id] = replace(by_id[item_id], thresholds={**by_id[item_id].thresholds, **overrides})
+    for item_id, level in (severity or {}).items():
+        if item_id not in by_id:
+            problems.append(f"severity.{item_id}: no such item")
+            continue
+        by_id[item_id] = replace(by_id[item_id], severity=Severity(level))
+    if problems:
+        raise CatalogError("; ".join(problems))
+    return Catalog(items=tuple(by_id[i.id] for i in items), probes=dict(probes))
+
+
+def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str]) -> Item | None:
+    if not isinstance(entry, dict):
+        problems.append(f"item {n}: must be a mapping")
+        return None
+    where = f"item {n} ({entry.get('id', '?')})"
+    missing = [f for f in _REQUIRED_FIELDS if f not in entry]
+    extra = sorted(set(entry) - _FIELDS)
+    if missing or extra:
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+        if extra:
+            problems.append(f"{where}: unknown field(s) {', '.join(extra)}")
+        return None
+    before = len(problems)
+    if not isinstance(entry["id"], str) or not _ID.match(entry["id"]):
+        problems.append(f"{where}: id must be dotted lower_snake, like 'redis.memory_sized'")
+    if str(entry["section"]) not in SECTIONS:
+        problems.append(f"{where}: section must be one of {', '.join(SECTIONS)}")
+    try:
+        kind = Kind(entry["kind"])
+    except ValueError:
+        problems.append(f"{where}: kind must be probe, manual or derived")
+        kind = Kind.MANUAL
+    try:
+        sev = Severity(entry["severity"])
+    except ValueError:
+        problems.append(f"{where}: severity must be critical, high, medium or low")
+        sev = Severity.LOW
+    if not isinstance(entry["required"], bool):
+        problems.append(f"{where}: required must be true or false")
+    probe = entry.get("probe")
+    if probe is not None and probe not in probes:
+        problems.append(f"{where}: unknown probe '{probe}'")
+    if probe is not None and kind is Kind.DERIVED:
+        problems.append(f"{where}: a derived item has no probe")
+    derived = entry.get("derived")
+    derived_from: tuple[str, ...] | None = None
+    if kind is Kind.DERIVED:
+        source = (derived or {}).get("from") if isinstance(derived, dict) else None
+        if source == "required":
+            derived_from = ()  # resolved against the catalog when evaluated
+        elif isinstance(source, list) and all(isinstance(s, str) for s in source) and source:
+            derived_from = tuple(source)
+        else:
+            problems.append(f"{where}: derived.from must be 'required' or a list of item ids")
+    elif derived is not None:
+        problems.append(f"{where}: only derived items have 'derived'")
+    thresholds = entry.get("thresholds") or {}
+    if not isinstance(thresholds, dict):
+        problems.append(f"{where}: thresholds must be a mapping")
+    for key in ("title", "seed", "remediation"):
+        if not isinstance(entry[key], str) or not entry[key].strip():
+            problems.append(f"{where}: {key} must be non-empty text")
+    if len(problems) > before:
+        return None
+    return Item(
+        id=entry["id"],
+        section=str(entry["section"]),
+        title=entry["title"],
+        seed=entry["seed"],
+        kind=kind,
+        required=entry["required"],
+        severity=sev,
+        remediation=entry["remediation"].strip(),
+        docs=entry.get("docs"),
+        probe=probe,
+        thresholds=dict(thresholds),
+        derived_from=derived_from,
+    )

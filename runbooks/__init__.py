@@ -1,0 +1,1 @@
+"""Runbooks: ordered steps over probes and queries that end in a diagnosis."""

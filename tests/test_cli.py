@@ -1,0 +1,116 @@
+import json
+
+from click.testing import CliRunner
+
+from bot.cli import cli
+
+
+def _config(tmp_path, redis_url, postgres_url, ch_url, extra=""):
+    path = tmp_path / "lsready.yaml"
+    path.write_text(f"""
+default_target: local
+targets:
+  local:
+    redis: {{url: "{redis_url}"}}
+    postgres: {{url: "{postgres_url}"}}
+    clickhouse: {{url: "{ch_url}"}}
+{extra}""")
+    return str(path)
+
+
+def test_check_json_against_real_engines_has_the_documented_shape(tmp_path, redis_client, redis_url,
+                                                                   postgres_url, clickhouse):  # fmt: skip
+    ch_url, admin, db = clickhouse
+    admin.command(f"CREATE TABLE `{db}`.schema_migrations (version Int64, dirty UInt8, sequence UInt64) "
+                  "ENGINE = MergeTree ORDER BY sequence")  # fmt: skip
+    admin.command(f"INSERT INTO `{db}`.schema_migrations VALUES (1, 0, 1), (2, 1, 2)")
+    redis_client.config_set("maxmemory", "512mb")
+    path = _config(tmp_path, redis_url, postgres_url, ch_url)
+    result = CliRunner().invoke(cli, ["--config", path, "check", "--format", "json"], obj={})
+    data = json.loads(result.output)
+    assert set(data) >= {"target", "results", "score"}
+    assert data["target"] == "local"
+    assert len(data["results"]) == 69
+    for r in data["results"]:
+        assert set(r) >= {"id", "status", "summary", "evidence", "remediation"}
+    by_id = {r["id"]: r for r in data["results"]}
+    assert by_id["redis.memory_sized"]["status"] == "pass"
+    assert by_id["redis.memory_sized"]["evidence"]["maxmemory"] == 512 * 1024 * 1024
+    assert by_id["postgres.max_connections"]["status"] == "pass"
+    assert by_id["clickhouse.migrations"]["status"] == "fail"
+    assert "force 2" in by_id["clickhouse.migrations"]["summary"]
+    # A required item fails (dirty migrations), so the exit code says so.
+    assert "clickhouse.migrations" in data["score"]["required_failing"]
+    assert result.exit_code == 1
+
+
+def test_section_filter_and_fail_under(tmp_path, redis_client, redis_url, postgres_url, clickhouse):
+    ch_url, _, _ = clickhouse
+    path = _config(tmp_path, redis_url, postgres_url, ch_url)
+    result = CliRunner().invoke(
+        cli, ["--config", path, "check", "--section", "2", "--format", "json"], obj={}
+    )
+    data = json.loads(result.output)
+    assert {r["section"] for r in data["results"]} == {"2"}
+    assert result.exit_code == 0
+    under = CliRunner().invoke(
+        cli, ["--config", path, "check", "--section", "2", "--fail-under", "99"], obj={}
+    )
+    assert under.exit_code == 1
+
+
+def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("targets:\n  prod:\n    postgres: {url: 'mysql://x'}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "targets.prod.postgres.url" in lines[0] and "Traceback" not in result.output
+
+
+def test_unknown_threshold_key_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\nthresholds: {redis.memory_sized: {warn: 1}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], obj={})
+    assert result.exit_code == 2
+    assert "thresholds.redis.memory_sized: unknown key(s) warn" in result.output
+
+
+def test_config_check_lists_targets(tmp_path, redis_url):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"targets: {{a: {{redis: {{url: '{redis_url}'}}}}}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], obj={})
+    assert result.exit_code == 0
+    assert "target a (default): redis" in result.output
+
+
+def test_unknown_section_gets_a_suggestion(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\n")
+    result = CliRunner().invoke(
+        cli, ["--config", str(path), "check", "--section", "redis.memory_sizd"], obj={}
+    )
+    assert result.exit_code == 2
+    assert "Did you mean 'redis.memory_sized'?" in result.output
+
+
+def test_unknown_target_is_a_usage_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "check", "--target", "b"], obj={})
+    assert result.exit_code == 2
+    assert "unknown target 'b'; configured targets: a" in result.output
+
+
+def test_junit_output_marks_failures_and_unknowns(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "check", "--format", "junit"], obj={})
+    root = ET.fromstring(result.output.split("\n", 1)[1])
+    cases = root.findall(".//testcase")
+    assert len(cases) == 69
+    assert len(root.findall(".//error")) == sum(int(s.get("errors")) for s in root.findall("testsuite"))
+    assert root.findall(".//error")

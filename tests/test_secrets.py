@@ -1,0 +1,62 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from checks.secrets import Redactor, mask_url
+
+SECRETS = [
+    "S3cr3t-redis-pw",
+    "pg-P4ssw0rd!",
+    "ch_pa55word",
+    "lsv2_pt_0123456789abcdef0123",
+    "aws-SECRET-key-xyz",
+]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown", "junit"])
+def test_no_configured_secret_appears_in_any_output(tmp_path, blackhole, fmt):
+    # Every backend is unreachable or refuses, so error texts (which may echo a DSN) reach the report.
+    config = tmp_path / "lsready.yaml"
+    config.write_text(f"""
+targets:
+  prod:
+    redis: {{url: "redis://default:{SECRETS[0]}@127.0.0.1:{blackhole.port}/0"}}
+    postgres: {{url: "postgresql://langsmith:{SECRETS[1]}@127.0.0.1:1/postgres"}}
+    clickhouse: {{url: "http://langsmith:{SECRETS[2]}@127.0.0.1:1/default"}}
+    langsmith: {{base_url: "https://ls.example", api_key: "{SECRETS[3]}"}}
+    blob: {{bucket: b, access_key_id: AKIAABCDEFGHIJKLMNOP, secret_access_key: "{SECRETS[4]}"}}
+timeouts: {{probe_s: 0.5, run_s: 5}}
+""")
+    result = CliRunner().invoke(cli, ["--config", str(config), "check", "--format", fmt], obj={})
+    assert result.exit_code in (0, 1), result.output
+    for secret in SECRETS:
+        assert secret not in result.output
+    assert "AKIAABCDEFGHIJKLMNOP" not in result.output
+    if fmt == "json":
+        json.loads(result.output)
+
+
+def test_redactor_masks_urls_tokens_and_known_values():
+    r = Redactor(["hunter2-long"])
+    text = (
+        "failed: postgresql://u:pw123@h/db token xoxb-1234-5678-abcdef "
+        "key lsv2_sk_abcdef0123456789 password=topsecret value hunter2-long"
+    )
+    out = r.text(text)
+    for leaked in ("pw123", "xoxb-1234", "lsv2_sk_", "topsecret", "hunter2-long"):
+        assert leaked not in out
+    assert "postgresql://u:***@h/db" in out
+
+
+def test_redactor_walks_nested_evidence():
+    r = Redactor(["s3cret-value"])
+    assert r.value({"a": ["x s3cret-value y", {"b": "s3cret-value"}], "n": 3}) == {
+        "a": ["x *** y", {"b": "***"}],
+        "n": 3,
+    }
+
+
+def test_mask_url_keeps_user_and_host():
+    assert mask_url("redis://default:pw@redis:6379/0") == "redis://default:***@redis:6379/0"
