@@ -156,6 +156,18 @@ def _redis(cfg: RedisConfig, timeout_s: float) -> Any:
     )
 
 
+def _cluster(cfg: Any, timeout_s: float) -> Any:
+    from checks.cluster import open_cluster
+
+    return open_cluster(cfg, timeout_s)
+
+
+def _blob(cfg: Any, timeout_s: float) -> Any:
+    from checks.objectstore import open_objectstore
+
+    return open_objectstore(cfg, timeout_s)
+
+
 class Clients:
     """The backends of one target; probes ask for what they need."""
 
@@ -166,7 +178,8 @@ class Clients:
         self._redis = _Lazy(lambda: _redis(self._need("redis"), timeout_s))
         self._postgres = _Lazy(lambda: PostgresSession(self._need("postgres"), timeout_s))
         self._clickhouse = _Lazy(lambda: ClickHouseSession(self._need("clickhouse"), timeout_s))
-        self.extra: dict[str, _Lazy[Any]] = {}
+        self._cluster = _Lazy(lambda: _cluster(self._need("kubernetes"), timeout_s))
+        self._blob = _Lazy(lambda: _blob(self._need("blob"), timeout_s))
 
     def _need(self, backend: str) -> Any:
         section = getattr(self.target, backend)
@@ -188,6 +201,16 @@ class Clients:
     @property
     def clickhouse(self) -> ClickHouseSession:
         return self._clickhouse.get()
+
+    @property
+    def cluster(self) -> Any:
+        """Kubernetes objects of the target: live API (kubeconfig or in-cluster) or a snapshot dir."""
+        return self._cluster.get()
+
+    @property
+    def blob(self) -> Any:
+        """The object store client for the target's bucket."""
+        return self._blob.get()
 
     def close(self) -> None:
         """Close what was opened; the embedded ClickHouse engine stays open for the process."""

@@ -145,3 +145,15 @@ def blackhole() -> Iterator[Blackhole]:
 
 def make_config(targets: dict[str, dict[str, Any]], **extra: Any) -> Config:
     return validate({"targets": targets, **extra}, "test")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a loopback port; any key pair is accepted unless IAM is enforced."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
