@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
 import click
 
+from bot.render.digest import render_digest
 from bot.render.report import FORMATS, render_report
 from checks.config import Config, load_config
 from checks.engine import catalog_for, check
 from checks.errors import ConfigError, LsreadyError
 from checks.registry import load_catalog
+from runbooks.readiness import Readiness, parse_duration
+from storage.db import StorageError, default_path
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -28,7 +32,7 @@ class _Group(click.Group):
             for line in exc.lines():
                 click.echo(f"lsready: {line}", err=True)
             ctx.exit(EXIT_USAGE)
-        except LsreadyError as exc:
+        except (LsreadyError, StorageError) as exc:
             click.echo(f"lsready: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
 
@@ -82,11 +86,140 @@ def check_cmd(
 ) -> None:
     """Run the readiness probes; exit 1 when a required item fails."""
     config = _config(ctx)
-    report = check(config, target, selector=section)
+    if _has_store(config):
+        report = _readiness(ctx).check(target, section)
+    else:
+        report = check(config, target, selector=section)
     click.echo(render_report(report, fmt), nl=False)
     failing = bool(report.score.required_failing)
     under = fail_under is not None and report.score.percent < fail_under
     ctx.exit(EXIT_FINDINGS if failing or under else EXIT_OK)
+
+
+def _has_store(config: Config) -> bool:
+    """Attestations and history come from the store when one is configured or already exists."""
+    return bool(config.storage.path or os.environ.get("LSREADY_DATA_DIR") or default_path().exists())
+
+
+def _readiness(ctx: click.Context) -> Readiness:
+    obj = ctx.ensure_object(dict)
+    if "readiness" not in obj:
+        obj["readiness"] = Readiness.open(_config(ctx))
+    return obj["readiness"]
+
+
+@cli.command("ack")
+@click.argument("item_id")
+@click.option("--by", required=True, help="Who attests it (a name, or a Slack user id).")
+@click.option("--note", default="", help="What was done, e.g. 'restore drill 2026-11-20, 40 min'.")
+@click.option("--expires", metavar="DURATION", help="Validity, e.g. 90d, 2w, 3mo (default from config: 90d).")
+@click.option(
+    "--link", "evidence_link", metavar="URL", help="Link to the evidence (runbook, ticket, recording)."
+)
+@click.option("--target", metavar="NAME")
+@click.pass_context
+def ack_cmd(ctx: click.Context, item_id: str, by: str, note: str, expires: str | None,
+            evidence_link: str | None, target: str | None) -> None:  # fmt: skip
+    """Attest a manual checklist item."""
+    ack = _readiness(ctx).acknowledge(
+        target, item_id, by, note=note, expires=expires, evidence_link=evidence_link
+    )
+    click.echo(f"{ack.item_id} attested by {ack.by} for {ack.target} until {ack.expires:%Y-%m-%d}")
+
+
+@cli.command("acks")
+@click.option("--target", metavar="NAME")
+@click.option("--all", "include_inactive", is_flag=True, help="Include expired, superseded and revoked ones.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
+)
+@click.pass_context
+def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt: str) -> None:
+    """List acknowledgements."""
+    readiness = _readiness(ctx)
+    name = readiness.target_name(target) if target or readiness.config.targets else None
+    rows = [a.to_dict() for a in readiness.acks.list(name, include_inactive=include_inactive)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        _csv(
+            rows, ["id", "target", "item_id", "by", "note", "created", "expires", "evidence_link", "revoked"]
+        )
+    elif not rows:
+        click.echo("no acknowledgements")
+    else:
+        for r in rows:
+            state = " (revoked)" if r["revoked"] else ""
+            click.echo(f"{r['target']}  {r['item_id']:<36} {r['by']:<14} until {(r['expires'] or '-')[:10]}"
+                       f"{state}  {r['note']}")  # fmt: skip
+
+
+@cli.command("revoke")
+@click.argument("item_id")
+@click.option("--by", required=True)
+@click.option("--target", metavar="NAME")
+@click.pass_context
+def revoke_cmd(ctx: click.Context, item_id: str, by: str, target: str | None) -> None:
+    """Revoke an item's acknowledgement; it goes back to manual."""
+    count = _readiness(ctx).revoke(target, item_id, by)
+    click.echo(
+        f"revoked {count} acknowledgement(s) of {item_id}"
+        if count
+        else f"{item_id} had no live acknowledgement"
+    )
+
+
+@cli.command("digest")
+@click.option("--target", metavar="NAME")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
+@click.option("--post", is_flag=True, help="Post it to the digest channel (needs SLACK_BOT_TOKEN).")
+@click.pass_context
+def digest_cmd(ctx: click.Context, target: str | None, fmt: str, post: bool) -> None:
+    """Check a target and show what changed since the last digest."""
+    from runbooks.digest import build_digest
+
+    readiness = _readiness(ctx)
+    digest = build_digest(readiness, target)
+    if post:
+        from bot.slack_post import post_digest
+
+        channel, ts = post_digest(readiness, digest)
+        click.echo(f"posted to {channel} ({ts})")
+        return
+    click.echo(render_digest(digest, fmt), nl=False)
+
+
+@cli.command("audit")
+@click.option("--since", default="7d", show_default=True, metavar="DURATION")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
+)
+@click.pass_context
+def audit_cmd(ctx: click.Context, since: str, fmt: str) -> None:
+    """Show the audit log."""
+    readiness = _readiness(ctx)
+    rows = [e.to_dict() for e in readiness.audit.since(readiness.clock() - parse_duration(since))]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        _csv(rows, ["id", "at", "actor", "action", "target", "detail", "place", "outcome"])
+    else:
+        for r in rows:
+            click.echo(f"{r['at']}  {r['actor']:<14} {r['action']:<10} {r['target'] or '-':<10} "
+                       f"{r['outcome']:<8} {r['detail']}")  # fmt: skip
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(buf.getvalue(), nl=False)
 
 
 @cli.group("config")

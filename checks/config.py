@@ -130,12 +130,65 @@ class Timeouts(_Strict):
     run_s: float = Field(30.0, gt=0, le=3600)
 
 
+class StorageConfig(_Strict):
+    path: str | None = None  # default: $LSREADY_DATA_DIR/lsready.db, else ./lsready.db
+
+
+class AckPolicy(_Strict):
+    default_days: int = Field(90, gt=0, le=3650)
+    items: dict[str, int] = Field(default_factory=dict)  # per-item validity in days
+    remind_days_before: int = Field(7, ge=0, le=365)
+
+
+class DigestConfig(_Strict):
+    channel: str | None = None  # Slack channel id; no channel, no scheduled digest
+    cron: str = "0 9 * * mon"  # minute hour day month day-of-week
+    timezone: str = "UTC"
+    targets: list[str] | None = None  # default: every target
+    expiring_within_days: int = Field(14, ge=0, le=365)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{v}' (use an IANA name like Europe/Berlin)") from None
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError("cron needs five fields: minute hour day month day-of-week")
+        return v
+
+
+class AccessRule(_Strict):
+    """Who may do an action in Slack; a user matching any list is allowed."""
+
+    users: list[str] = Field(default_factory=list)  # Slack user ids (U...)
+    usergroups: list[str] = Field(default_factory=list)  # Slack user group ids (S...)
+    channels: list[str] = Field(default_factory=list)  # channel ids (C...) where anyone may do it
+
+
+class SlackConfig(_Strict):
+    # An action without a rule is open to everyone in the workspace.
+    access: dict[Literal["triage", "check", "status", "ack", "digest"], AccessRule] = Field(default_factory=dict)
+
+
 class Config(_Strict):
     default_target: str | None = None
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
     severity: dict[str, Literal["critical", "high", "medium", "low"]] = Field(default_factory=dict)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    acks: AckPolicy = Field(default_factory=AckPolicy)
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
 
     @model_validator(mode="after")
     def _default_exists(self) -> Config:

@@ -63,6 +63,12 @@ class Item:
     probe: str | None = None
     thresholds: dict[str, Any] = field(default_factory=dict)
     derived_from: tuple[str, ...] | None = None  # None unless kind is derived
+    attestable_probe: bool = False  # a probe item whose probe may answer `manual`, so a person can attest it
+
+    @property
+    def attestable(self) -> bool:
+        """A person may acknowledge it: a manual item, or a probe item whose probe can ask for one."""
+        return self.kind is Kind.MANUAL or (self.kind is Kind.PROBE and self.attestable_probe)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,7 @@ class Item:
             "required": self.required,
             "severity": self.severity.value,
             "probe": self.probe,
+            "attestable": self.attestable,
             "thresholds": dict(self.thresholds),
             "remediation": self.remediation,
             "docs": self.docs,

@@ -18,7 +18,7 @@ CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 _FIELDS = {
     "id", "section", "title", "seed", "kind", "required", "severity",
-    "thresholds", "derived", "remediation", "docs", "probe",
+    "thresholds", "derived", "remediation", "docs", "probe", "attestable",
 }  # fmt: skip
 _REQUIRED_FIELDS = ("id", "section", "title", "seed", "kind", "required", "severity", "remediation")
 
@@ -140,6 +140,9 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
             problems.append(f"{where}: derived.from must be 'required' or a list of item ids")
     elif derived is not None:
         problems.append(f"{where}: only derived items have 'derived'")
+    attestable = entry.get("attestable", False)
+    if not isinstance(attestable, bool) or (attestable and kind is not Kind.PROBE):
+        problems.append(f"{where}: attestable is true/false and only for probe items (manual items always are)")
     thresholds = entry.get("thresholds") or {}
     if not isinstance(thresholds, dict):
         problems.append(f"{where}: thresholds must be a mapping")
@@ -161,4 +164,5 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
         probe=probe,
         thresholds=dict(thresholds),
         derived_from=derived_from,
+        attestable_probe=attestable is True,
     )

@@ -1,0 +1,51 @@
+"""Which digest slots have been sent: the record that makes a slot post exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import sqlite_utils
+
+from storage.db import iso, utcnow
+
+
+class DigestLog:
+    def __init__(self, db: sqlite_utils.Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+
+    def claim(self, target: str, slot: datetime) -> bool:
+        """True for exactly one caller per (target, slot), even across processes and restarts."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO digests_sent (target, slot, sent_at) VALUES (?, ?, ?)",
+                [target, iso(slot), iso(self.clock())],
+            )
+        return cur.rowcount == 1
+
+    def release(self, target: str, slot: datetime) -> None:
+        """Give a slot back when posting failed, so a retry may send it."""
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM digests_sent WHERE target = ? AND slot = ? AND message_ts IS NULL",
+                [target, iso(slot)],
+            )
+
+    def mark_sent(
+        self, target: str, slot: datetime, channel: str, message_ts: str, run_id: int | None
+    ) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE digests_sent SET channel = ?, message_ts = ?, run_id = ?"
+                " WHERE target = ? AND slot = ?",
+                [channel, message_ts, run_id, target, iso(slot)],
+            )
+
+    def last_sent(self, target: str) -> dict[str, object] | None:
+        rows = self.db.execute_returning_dicts(
+            "SELECT * FROM digests_sent WHERE target = ? AND message_ts IS NOT NULL"
+            " ORDER BY slot DESC LIMIT 1",
+            [target],
+        )
+        return rows[0] if rows else None
