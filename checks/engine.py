@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 
 from checks.clients import Clients
 from checks.config import Config
@@ -54,6 +55,7 @@ def check(
     selector: str | None = None,
     attestations: Mapping[str, Attestation] | None = None,
     catalog: Catalog | None = None,
+    now: datetime | None = None,
 ) -> Report:
     """Run the checks of one target and return its report; never raises for a backend's trouble."""
     catalog = catalog or catalog_for(config)
@@ -75,6 +77,7 @@ def check(
             probe_timeout_s=config.timeouts.probe_s,
             deadline_s=config.timeouts.run_s,
             redactor=config.redactor(),
+            now=now,
         )
     finally:
         clients.close()

@@ -100,9 +100,10 @@ def build_digest(readiness: Readiness, target: str | None = None, report: Report
     previous = None
     if sent and sent.get("run_id"):
         previous = readiness.history.get(int(sent["run_id"]))  # type: ignore[arg-type]
-    report = report or readiness.check(name)
     if previous is None:
-        previous = readiness.history.latest(name, before=report.started_at)
+        # Look before checking: the run this digest makes is recorded too.
+        previous = readiness.history.latest(name)
+    report = report or readiness.check(name)
     changes = diff(previous, report)
     window = timedelta(days=readiness.config.digest.expiring_within_days)
     return Digest(

@@ -114,7 +114,12 @@ class Readiness:
         """Run the checks with current attestations; full runs are recorded in the history."""
         name = self.target_name(target)
         report = check(
-            self.config, name, selector=selector, attestations=self.attestations(name), catalog=self.catalog
+            self.config,
+            name,
+            selector=selector,
+            attestations=self.attestations(name),
+            catalog=self.catalog,
+            now=self.clock(),
         )
         if record and selector is None:
             self.history.record(

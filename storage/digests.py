@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
@@ -15,12 +15,23 @@ class DigestLog:
         self.db = db
         self.clock = clock
 
-    def claim(self, target: str, slot: datetime) -> bool:
-        """True for exactly one caller per (target, slot), even across processes and restarts."""
+    def claim(self, target: str, slot: datetime, stale_after: timedelta = timedelta(minutes=10)) -> bool:
+        """True for exactly one caller per (target, slot), even across processes and restarts.
+
+        A claim whose post never completed (the process died mid-post) may be taken over once it is stale.
+        """
+        now = self.clock()
         with self.db.conn:
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO digests_sent (target, slot, sent_at) VALUES (?, ?, ?)",
-                [target, iso(slot), iso(self.clock())],
+                [target, iso(slot), iso(now)],
+            )
+            if cur.rowcount == 1:
+                return True
+            cur = self.db.execute(
+                "UPDATE digests_sent SET sent_at = ? WHERE target = ? AND slot = ? AND message_ts IS NULL"
+                " AND sent_at < ?",
+                [iso(now), target, iso(slot), iso(now - stale_after)],
             )
         return cur.rowcount == 1
 

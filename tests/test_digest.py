@@ -1,0 +1,141 @@
+"""Digest content, what changed between runs, and exactly one digest per scheduled slot."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from checks.config import validate
+from checks.model import Evidence, Item, Kind, Severity, Status
+from checks.registry import Catalog
+from runbooks.digest import build_digest, diff, due_reminders, latest_slot, send_due_digests
+from runbooks.readiness import Readiness
+from storage.db import open_db
+
+
+class Clock:
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
+def _item(item_id, kind=Kind.PROBE, required=False):
+    return Item(
+        id=item_id, section="1", title=item_id.title(), seed=item_id, kind=kind, required=required,
+        severity=Severity.HIGH, remediation="fix", probe=item_id if kind is Kind.PROBE else None,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A readiness service whose probes answer whatever `verdicts` says."""
+    verdicts = {"a.disk": Status.PASS, "a.queue": Status.FAIL, "a.lag": Status.PASS, "a.net": Status.WARN}
+
+    def answer(item_id):
+        return lambda clients, params: Evidence(verdicts[item_id], f"{item_id} is {verdicts[item_id].value}")
+
+    probes = {k: answer(k) for k in verdicts}
+    items = [_item(k, required=(k == "a.queue")) for k in verdicts] + [_item("a.drill", Kind.MANUAL)]
+    clock = Clock(datetime(2026, 11, 30, 9, 0, tzinfo=UTC))  # a Monday
+    config = validate({"targets": {"prod": {}}, "digest": {"channel": "C1", "cron": "0 9 * * mon"}})
+    readiness = Readiness(config, Catalog(tuple(items), probes), open_db(tmp_path / "db.sqlite"), clock)
+    return readiness, verdicts, clock
+
+
+def test_digest_diff_over_two_stored_runs(world):
+    readiness, verdicts, _ = world
+    first = build_digest(readiness, "prod")
+    assert first.previous_at is None
+    assert [c.item_id for c in first.failing_required] == ["a.queue"]
+    assert [c.item_id for c in first.manual_waiting] == ["a.drill"]
+    verdicts.update(
+        {"a.queue": Status.PASS, "a.disk": Status.FAIL, "a.lag": Status.WARN, "a.net": Status.UNKNOWN}
+    )
+    readiness.acknowledge("prod", "a.drill", "U7", expires="10d")
+    second = build_digest(readiness, "prod")
+    assert second.previous_at is not None
+    assert [c.item_id for c in second.new_failures] == ["a.disk"]
+    assert {c.item_id for c in second.fixed} == {"a.queue", "a.drill"}
+    assert [c.item_id for c in second.regressions] == ["a.lag"]
+    assert [c.item_id for c in second.new_unknowns] == ["a.net"]
+    assert [a.by for a in second.expiring] == ["U7"]
+    assert second.failing_required == []
+
+
+def test_unchanged_runs_have_no_changes(world):
+    readiness, _, _ = world
+    build_digest(readiness, "prod")
+    again = build_digest(readiness, "prod")
+    assert not again.changed
+
+
+def test_latest_slot_respects_time_zone():
+    now = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)  # Monday 09:30 in Berlin
+    slot = latest_slot("0 9 * * mon", "Europe/Berlin", now)
+    assert slot.astimezone(UTC) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert latest_slot("0 9 * * mon", "UTC", now) == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def test_one_digest_per_slot_across_a_restart_at_the_slot(world, tmp_path):
+    readiness, _, clock = world
+    posted = []
+
+    def post(digest):
+        posted.append(digest.target)
+        return "C1", f"{len(posted)}.0001"
+
+    clock.now = datetime(2026, 11, 30, 9, 0, 5, tzinfo=UTC)
+    assert send_due_digests(readiness, post) == ["prod"]
+    # The process restarts a minute later and catches up on the slot it thinks it may have missed.
+    restarted = Readiness(readiness.config, readiness.catalog, open_db(tmp_path / "db.sqlite"), clock)
+    clock.now += timedelta(minutes=1)
+    assert send_due_digests(restarted, post) == []
+    assert posted == ["prod"]
+    clock.now = datetime(2026, 12, 7, 9, 0, 1, tzinfo=UTC)
+    assert send_due_digests(restarted, post) == ["prod"]
+
+
+def test_failed_post_releases_the_slot_for_a_retry(world):
+    readiness, _, clock = world
+    clock.now = datetime(2026, 11, 30, 9, 0, 5, tzinfo=UTC)
+
+    def broken(digest):
+        raise ConnectionError("slack down")
+
+    assert send_due_digests(readiness, broken) == []
+    assert send_due_digests(readiness, lambda d: ("C1", "1.1")) == ["prod"]
+    outcomes = [e.outcome for e in readiness.audit.since() if e.action == "digest"]
+    assert outcomes == ["failed", "ok"]
+
+
+def test_a_claim_abandoned_mid_post_is_taken_over_once_stale(world):
+    readiness, _, clock = world
+    slot = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert readiness.digests.claim("prod", slot)
+    assert not readiness.digests.claim("prod", slot)
+    clock.now += timedelta(minutes=11)
+    assert readiness.digests.claim("prod", slot)
+
+
+def test_slot_missed_for_days_is_not_sent_late(world):
+    readiness, _, clock = world
+    clock.now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # Thursday
+    assert send_due_digests(readiness, lambda d: ("C1", "1.1")) == []
+
+
+def test_reminder_due_once_before_expiry(world):
+    readiness, _, clock = world
+    readiness.acknowledge("prod", "a.drill", "U9", expires="30d")
+    assert due_reminders(readiness) == []
+    clock.now += timedelta(days=24)
+    due = due_reminders(readiness)
+    assert [a.by for a in due] == ["U9"]
+    assert due_reminders(readiness) == []
+
+
+def test_diff_with_no_previous_run_reports_failures_as_new(world):
+    readiness, _, _ = world
+    report = readiness.check("prod", record=False)
+    changes = diff(None, report)
+    assert [c.item_id for c in changes["new_failures"]] == ["a.queue"]
