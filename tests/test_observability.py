@@ -1,0 +1,49 @@
+import urllib.request
+
+import pytest
+
+from bot.observability import Metrics, serve_observability
+from checks.engine import check
+from conftest import make_config
+
+
+@pytest.fixture
+def served():
+    metrics = Metrics()
+    server = serve_observability(metrics, 0, health=lambda: {"mode": "test"}, host="127.0.0.1")
+    yield metrics, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _get(url):
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return resp.status, resp.read().decode()
+
+
+def test_healthz_answers_ok(served):
+    _, base = served
+    status, body = _get(base + "/healthz")
+    assert status == 200 and '"status": "ok"' in body and '"mode": "test"' in body
+
+
+def test_metrics_export_score_probe_durations_and_commands(served):
+    metrics, base = served
+    report = check(make_config({"prod": {}}))
+    metrics.observe_report(report)
+    metrics.command("triage", "ok")
+    metrics.diagnosis("prod", "healthy")
+    _, body = _get(base + "/metrics")
+    assert f'lsready_readiness_score_percent{{target="prod"}} {report.score.percent}' in body
+    assert 'lsready_commands_total{command="triage",outcome="ok"} 1.0' in body
+    assert 'lsready_triage_diagnoses_total{diagnosis="healthy",target="prod"} 1.0' in body
+    assert 'lsready_probe_duration_seconds_count{item="clickhouse.migrations",target="prod"} 1.0' in body
+    unknown = report.score.buckets["unknown"]
+    assert f'lsready_readiness_items{{status="unknown",target="prod"}} {float(unknown)}' in body
+
+
+def test_single_item_check_leaves_the_score_alone(served):
+    metrics, base = served
+    metrics.observe_report(check(make_config({"prod": {}}), selector="clickhouse.migrations"))
+    _, body = _get(base + "/metrics")
+    assert "lsready_readiness_score_percent{" not in body
