@@ -129,7 +129,12 @@ class ClickHouseSession:
 
     def query(self, probe: str, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         text = f"-- lsready:{probe}\n{sql}"
-        settings = {"readonly": 2, "max_execution_time": max(1, int(self.timeout_s))}
+        # log_comment also marks the secondary queries a clusterAllReplicas read starts on replicas.
+        settings = {
+            "readonly": 2,
+            "max_execution_time": max(1, int(self.timeout_s)),
+            "log_comment": f"lsready:{probe}",
+        }
         try:
             result = self.client.query(
                 text, parameters=parameters, settings=settings if self._send_settings else None

@@ -142,7 +142,7 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
         problems.append(f"{where}: only derived items have 'derived'")
     attestable = entry.get("attestable", False)
     if not isinstance(attestable, bool) or (attestable and kind is not Kind.PROBE):
-        problems.append(f"{where}: attestable is true/false and only for probe items (manual items always are)")
+        problems.append(f"{where}: attestable is true/false, for probe items only (manual ones always are)")
     thresholds = entry.get("thresholds") or {}
     if not isinstance(thresholds, dict):
         problems.append(f"{where}: thresholds must be a mapping")

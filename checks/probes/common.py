@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
 from checks.model import Status
+
+T = TypeVar("T")
 
 
 def grade_high(value: float, warn: float, fail: float) -> Status:
@@ -24,3 +31,77 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+# --- Shared by the Redis and PostgreSQL probes -------------------------------------------------
+
+
+def grade_above(value: float, warn: float, fail: float) -> Status:
+    """Higher is worse, limits exclusive: pass up to warn, warn above warn, fail above fail."""
+    if value > fail:
+        return Status.FAIL
+    if value > warn:
+        return Status.WARN
+    return Status.PASS
+
+
+def worst(*statuses: Status) -> Status:
+    """The most serious of pass/manual/warn/fail: a definite finding outranks a question."""
+    order = (Status.FAIL, Status.WARN, Status.MANUAL, Status.PASS)
+    return next((s for s in order if s in statuses), Status.PASS)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a datastore runs, as far as its address tells: managed, in-cluster, local or unknown."""
+
+    kind: str  # "managed" | "in-cluster" | "local" | "unknown"
+    reason: str
+    provider: str | None = None
+
+
+_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def classify_host(
+    host: str | None, managed: Sequence[tuple[str, str]], components: Sequence[str]
+) -> Placement:
+    """Classify a hostname by managed-service DNS suffixes, Kubernetes Service names and loopback."""
+    if not host:
+        return Placement("local", "a Unix socket on the lsready host")
+    name = host.lower().rstrip(".")
+    for suffix, provider in managed:
+        if name.endswith(suffix):
+            return Placement("managed", f"host name ends with {suffix}", provider)
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        ip = None
+    if name in _LOCAL_NAMES or (ip is not None and ip.is_loopback):
+        return Placement("local", "a loopback address (a local server or a port-forward)")
+    if ip is not None:
+        scope = "private" if ip.is_private else "public"
+        return Placement("unknown", f"a {scope} IP address, which does not name its provider")
+    labels = name.split(".")
+    if name.endswith((".svc", ".svc.cluster.local", ".cluster.local")):
+        return Placement("in-cluster", "a Kubernetes Service DNS name")
+    first = labels[0]
+    if len(labels) <= 2 and any(first == c or first.endswith(f"-{c}") for c in components):
+        return Placement("in-cluster", f"a Kubernetes Service name like <release>-{components[0]}")
+    if len(labels) == 1:
+        return Placement("in-cluster", "a single-label name, which resolves through cluster DNS")
+    return Placement("unknown", "a host name that matches no known managed service")
+
+
+def cluster_lookup(clients: Any, read: Callable[[Any], T]) -> T | None:
+    """`read(clients.cluster)`, or None when Kubernetes is not configured or cannot be read.
+
+    The cluster is optional evidence for datastore probes: a missing kubeconfig, RBAC denial or
+    unreachable API must not turn a Redis or PostgreSQL verdict into `unknown`.
+    """
+    if not clients.has("kubernetes"):
+        return None
+    try:
+        return read(clients.cluster)
+    except Exception:
+        return None

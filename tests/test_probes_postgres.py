@@ -1,0 +1,529 @@
+"""PostgreSQL probes against real servers, run as the pg_monitor role of deploy/grants/postgres.sql.
+
+The session server is shared by the whole suite, so tests here leave no role, table, connection
+or setting behind. States that need a restart (archive_mode) or server-wide settings use a private
+server that only this module starts, reachable over TCP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from checks.clients import Clients
+from checks.config import TargetConfig
+from checks.model import Status
+from checks.probes import postgres as probes
+from checks.registry import load_catalog
+from checks.runner import run_checks
+
+ROOT = Path(__file__).resolve().parent.parent
+GRANTS = ROOT / "deploy" / "grants" / "postgres.sql"
+CATALOG = load_catalog()
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    hostport = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{user}:{password}@{hostport}", parts.path, parts.query, ""))
+
+
+@contextmanager
+def lsready_role(admin_url: str) -> Iterator[str]:
+    """A URL for a fresh role made by the grants file (renamed, so a real `lsready` is untouched)."""
+    name, password = f"lsready_t{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(re.sub(r"\blsready\b", name, GRANTS.read_text()))
+        conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(name), sql.Literal(password)))
+    try:
+        yield with_user(admin_url, name, password)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [name])
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def lsr_url(postgres_url: str) -> Iterator[str]:
+    with lsready_role(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture
+def admin(postgres_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        yield conn
+
+
+def clients_for(url: str) -> Clients:
+    return Clients("t", TargetConfig.model_validate({"postgres": {"url": url}}), timeout_s=5)
+
+
+def run(probe: str, url: str, **overrides: Any) -> Any:
+    item_id = next(i.id for i in CATALOG.items if i.probe == probe)
+    clients = clients_for(url)
+    try:
+        return CATALOG.probes[probe](clients, {**CATALOG.get(item_id).thresholds, **overrides})
+    finally:
+        clients.close()
+
+
+def table_name() -> str:
+    return f"lsr_t_{uuid.uuid4().hex[:10]}"
+
+
+# --- A private server and a TCP forwarder -----------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway server with WAL archiving on, listening on 127.0.0.1."""
+
+    directory: Path
+    port: int
+    server: Any
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def broken_flag(self) -> Path:
+        return self.directory / "archive_broken"
+
+
+@pytest.fixture(scope="module")
+def private_pg(session_dir: Path) -> Iterator[PrivatePostgres]:
+    import pgserver
+
+    directory = session_dir / f"pa{uuid.uuid4().hex[:4]}"
+    server = pgserver.get_server(directory, cleanup_mode="delete")
+    pg = PrivatePostgres(directory, free_port(), server)
+    # The archiver fails while the flag file exists, so a test can break archiving on purpose.
+    command = f"test ! -e {pg.broken_flag} && mkdir -p {directory}/wal && cp %p {directory}/wal/%f"
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
+        conn.execute(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(sql.Literal(command)))
+    options = f"-h 127.0.0.1 -p {pg.port} -k {directory}"
+    pgserver.pg_ctl(["-w", "-m", "fast", "-o", options, "-l", str(directory / "log"), "restart"],
+                    pgdata=directory, user=server.system_user)  # fmt: skip
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(Exception):
+            pgserver.pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=directory, user=server.system_user)
+        server.cleanup()
+
+
+class Forwarder:
+    """A TCP forwarder to PostgreSQL that delays every server->client chunk by `delay_s`."""
+
+    def __init__(self, port: int, delay_s: float = 0.0) -> None:
+        self.target, self.delay_s = ("127.0.0.1", port), delay_s
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.delay_s), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, delay_s: float) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                time.sleep(delay_s)
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+@contextmanager
+def forwarded(url: str, port: int, delay_s: float = 0.0) -> Iterator[str]:
+    """`url` rewritten to reach the server through a Forwarder."""
+    fwd = Forwarder(port, delay_s)
+    try:
+        yield url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{fwd.port}")
+    finally:
+        fwd.close()
+
+
+@pytest.fixture(scope="module")
+def private_lsr_url(private_pg: PrivatePostgres) -> Iterator[str]:
+    with lsready_role(private_pg.url) as url:
+        yield url
+
+
+# --- postgres.managed / postgres.not_embedded -------------------------------------------------
+
+
+def test_local_server_without_contrib_is_not_passed_as_managed(lsr_url, admin):
+    ev = run("postgres.managed", lsr_url)
+    available = {r[0] for r in admin.execute("SELECT name FROM pg_available_extensions").fetchall()}
+    expected = Status.WARN if not set(probes.REQUIRED_EXTENSIONS) <= available else Status.MANUAL
+    assert ev.status is expected, ev.summary
+    assert ev.observed["placement"] == "local" and ev.observed["server_version"].startswith("1")
+    assert set(ev.observed["extensions"]["unavailable"]) == set(probes.REQUIRED_EXTENSIONS) - available
+
+
+def test_server_below_minimum_version_fails(lsr_url):
+    ev = run("postgres.managed", lsr_url, min_version=99)
+    assert ev.status is Status.FAIL and "below LangSmith's minimum 99" in ev.summary
+
+
+def test_local_single_server_without_standby_needs_a_person(lsr_url):
+    ev = run("postgres.not_embedded", lsr_url)
+    assert ev.status is Status.MANUAL and ev.observed["streaming_standbys"] == 0
+    assert "no streaming standby" in ev.summary
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "provider"),
+    [
+        ("postgresql://u:pw@ls.abc123.us-east-1.rds.amazonaws.com:5432/ls", "managed", "AWS RDS"),
+        ("postgresql://u@ls.cluster-abc123.us-east-1.rds.amazonaws.com/ls", "managed", "AWS Aurora"),
+        ("postgresql://u@ls.proxy-abc123.us-east-1.rds.amazonaws.com/ls", "managed", "AWS RDS Proxy"),
+        ("postgresql://u@ls.postgres.database.azure.com/ls", "managed", "Azure Database for PostgreSQL"),
+        ("postgresql://u@/ls?host=/cloudsql/proj:us-central1:ls", "managed", "Google Cloud SQL"),
+        ("postgresql://u:pw@langsmith-postgres:5432/postgres", "in-cluster", None),
+        ("postgresql://u@langsmith-postgres.langsmith.svc.cluster.local/postgres", "in-cluster", None),
+        ("postgresql://u@pg-postgresql.db/postgres", "in-cluster", None),
+        ("postgresql://u@localhost:5432/postgres", "local", None),
+        ("postgresql://u@/postgres?host=/var/run/postgresql", "local", None),
+        ("postgresql://u@10.0.3.4:5432/postgres", "unknown", None),
+        ("postgresql://u@db1.example.com:5432,db2.example.com:5432/postgres", "unknown", None),
+    ],
+)
+def test_placement_from_the_configured_url(url, kind, provider):
+    place = probes.host_placement(probes.pg_endpoint(url))
+    assert (place.kind, place.provider) == (kind, provider)
+
+
+@pytest.mark.parametrize(
+    ("settings", "rds_superuser", "aurora", "provider"),
+    [
+        (["rds.extensions", "rds.force_ssl"], True, None, "AWS RDS"),
+        ([], True, None, "AWS RDS"),
+        (["rds.extensions"], True, "16.4.0", "AWS Aurora"),
+        (["cloudsql.iam_authentication"], False, None, "Google Cloud SQL"),
+        (["azure.extensions"], False, None, "Azure Database for PostgreSQL"),
+        ([], False, None, None),
+    ],
+)
+def test_provider_from_server_settings_roles_and_functions(settings, rds_superuser, aurora, provider):
+    assert probes.server_provider(settings, rds_superuser, aurora)[0] == provider
+
+
+def test_endpoint_display_never_contains_the_password():
+    ep = probes.pg_endpoint("postgresql://langsmith:hunter22@db.example.com:6432/langsmith")
+    assert (ep.host, ep.port) == ("db.example.com", 6432) and "hunter22" not in ep.display()
+
+
+# --- postgres.storage_latency ----------------------------------------------------------------
+
+
+def test_fast_server_round_trip_passes(lsr_url):
+    ev = run("postgres.storage_latency", lsr_url)
+    assert ev.status is Status.PASS, ev.summary
+    assert ev.observed["roundtrip_ms"] < 20 and "not an IOPS measurement" in ev.summary
+    assert ev.observed["track_io_timing"] in ("on", "off")
+
+
+def test_slow_network_round_trip_warns(private_pg, private_lsr_url):
+    with forwarded(private_lsr_url, private_pg.port, delay_s=0.03) as slow_url:
+        ev = run("postgres.storage_latency", slow_url)
+    assert ev.status is Status.WARN, ev.summary
+    assert ev.observed["roundtrip_ms"] > 20
+
+
+# --- postgres.backups -------------------------------------------------------------------------
+
+
+def test_archive_mode_off_fails(lsr_url):
+    ev = run("postgres.backups", lsr_url)
+    assert ev.status is Status.FAIL and "archive_mode off" in ev.summary
+
+
+def _archiver(url: str) -> dict[str, Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT archived_count, failed_count FROM pg_stat_archiver").fetchone()
+    return {"archived": row[0], "failed": row[1]}
+
+
+def _switch_wal_and_wait(url: str, key: str, minimum: int) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = table_name()
+        conn.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        conn.execute("SELECT pg_switch_wal()")
+    deadline = time.monotonic() + 15
+    while _archiver(url)[key] < minimum:
+        assert time.monotonic() < deadline, f"archiver never reached {key} >= {minimum}"
+        time.sleep(0.1)
+
+
+def test_recent_wal_archiving_passes_and_a_newer_failure_fails(private_pg, private_lsr_url):
+    _switch_wal_and_wait(private_pg.url, "archived", 1)
+    ok = run("postgres.backups", private_lsr_url)
+    assert ok.status is Status.PASS, ok.summary
+    assert ok.observed["archiver"] == "test" and ok.observed["last_archived_age_s"] < 60
+    assert "mkdir" not in str(ok.observed)  # only the program name of archive_command is shown
+
+    private_pg.broken_flag.touch()
+    try:
+        _switch_wal_and_wait(private_pg.url, "failed", 1)
+        broken = run("postgres.backups", private_lsr_url)
+    finally:
+        private_pg.broken_flag.unlink()
+    assert broken.status is Status.FAIL and "is failing" in broken.summary
+
+
+def test_managed_service_backups_need_a_person():
+    facts = probes.ServerFacts(
+        endpoint=probes.pg_endpoint("postgresql://u@ls.abc.us-east-1.rds.amazonaws.com/ls"),
+        placement=probes.host_placement(probes.pg_endpoint("postgresql://u@ls.abc.us-east-1.rds.amazonaws.com/ls")),
+        version_num=160004, server_version="16.4", version="PostgreSQL 16.4", database="ls",
+        server_port=5432, in_recovery=False,
+    )  # fmt: skip
+    arch = probes.Archiving("on", "/etc/rds/dbbin/pgscripts/rds_wal_archive %p", "", 10, 0, 30.0, False)
+    status, summary = probes.backup_verdict(facts, arch, [], 86400)
+    assert status is Status.MANUAL and "managed by the provider" in summary
+
+
+# --- postgres.pooling ---------------------------------------------------------------------------
+
+
+def test_direct_connection_without_pooler_warns(lsr_url):
+    ev = run("postgres.pooling", lsr_url)
+    assert ev.status is Status.WARN and "ASYNCPG_POOL_MAX_SIZE 3" in ev.summary
+
+
+def test_pooler_role_on_the_server_needs_a_person(lsr_url, admin):
+    role = f"lsr_t_{uuid.uuid4().hex[:6]}_pgbouncer"
+    admin.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(role)))
+    try:
+        ev = run("postgres.pooling", lsr_url)
+    finally:
+        admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert ev.status is Status.MANUAL and role in ev.observed["pooler_roles"]
+
+
+def test_connection_through_a_proxy_port_needs_a_person(private_pg, private_lsr_url):
+    with forwarded(private_lsr_url, private_pg.port) as proxied:
+        ev = run("postgres.pooling", proxied)
+    assert ev.status is Status.MANUAL and "sits in between" in ev.summary
+    assert ev.observed["server_port"] == private_pg.port != ev.observed["url_port"]
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("postgresql://u@ls.proxy-abc.us-east-1.rds.amazonaws.com:5432/ls", Status.PASS),
+        ("postgresql://u@langsmith-pgbouncer:5432/ls", Status.PASS),
+        ("postgresql://u@db.example.com:6432/ls", Status.PASS),
+        ("postgresql://u@db.example.com:5432/ls", Status.WARN),
+    ],
+)
+def test_pooler_in_lsreadys_own_path_passes(url, status):
+    assert probes.pooling_verdict(probes.pg_endpoint(url), 5432, [], 3)[0] is status
+
+
+# --- postgres.connection_reuse ------------------------------------------------------------------
+
+
+def test_steady_connections_pass(lsr_url):
+    ev = run("postgres.connection_reuse", lsr_url, sample_seconds=0.5)
+    assert ev.status is Status.PASS, ev.summary
+    assert ev.observed["new_sessions_per_s"] < 1
+
+
+def test_per_request_connections_during_the_sample_fail(lsr_url, postgres_url):
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            with psycopg.connect(postgres_url) as conn:
+                conn.execute("SELECT 1")
+
+    worker = threading.Thread(target=churn, daemon=True)
+    worker.start()
+    try:
+        ev = run("postgres.connection_reuse", lsr_url, sample_seconds=1)
+    finally:
+        stop.set()
+        worker.join(5)
+    assert ev.status is Status.FAIL, ev.summary
+    assert ev.observed["new_sessions_per_s"] > 5 and "per-request connections" in ev.summary
+
+
+def test_many_young_backends_warn(lsr_url, postgres_url):
+    held = [psycopg.connect(postgres_url) for _ in range(6)]
+    try:
+        for conn in held:
+            conn.execute("SELECT 1")
+            conn.rollback()
+        time.sleep(1.1)  # let the new sessions reach pg_stat_database before the first sample
+        ev = run("postgres.connection_reuse", lsr_url, sample_seconds=0.3)
+    finally:
+        for conn in held:
+            conn.close()
+    assert ev.status is Status.WARN, ev.summary
+    assert ev.observed["short_lived"] >= 6
+
+
+# --- postgres.monitoring ------------------------------------------------------------------------
+
+
+def test_missing_pg_stat_statements_warns(lsr_url, admin):
+    if admin.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone():
+        pytest.skip("pg_stat_statements is installed on this server")
+    ev = run("postgres.monitoring", lsr_url)
+    assert ev.status is Status.WARN and "install it" in ev.summary
+    assert ev.observed["connections"] >= 1 and ev.observed["max_connections"] > 0
+
+
+def test_loaded_pg_stat_statements_passes_with_slow_queries(lsr_url, admin):
+    preload = admin.execute("SHOW shared_preload_libraries").fetchone()[0]
+    available = admin.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'pg_stat_statements'"
+    ).fetchone()
+    if not available or "pg_stat_statements" not in preload:
+        pytest.skip("this server cannot load pg_stat_statements (pgserver ships no contrib)")
+    created = not admin.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'").fetchone()
+    if created:
+        admin.execute("CREATE EXTENSION pg_stat_statements")
+    try:
+        admin.execute("SELECT pg_sleep(0.05), 'secret-literal'")
+        ev = run("postgres.monitoring", lsr_url)
+    finally:
+        if created:
+            admin.execute("DROP EXTENSION pg_stat_statements")
+    assert ev.status is Status.PASS and ev.observed["slow_queries"]
+    assert all(len(q["query"]) <= 120 for q in ev.observed["slow_queries"])
+    assert "secret-literal" not in str(ev.observed)
+
+
+# --- postgres.disk ------------------------------------------------------------------------------
+
+
+def test_sizes_without_volume_capacity_need_a_person(lsr_url):
+    ev = run("postgres.disk", lsr_url)
+    assert ev.status is Status.MANUAL and "not visible over SQL" in ev.summary
+    assert ev.observed["databases"]["postgres"] > 0 and ev.observed["wal_bytes"] > 0
+
+
+@pytest.mark.parametrize(("used_gib", "status"), [(1, Status.PASS), (7.5, Status.WARN), (9, Status.FAIL)])
+def test_disk_usage_graded_against_known_capacity(used_gib, status):
+    params = CATALOG.get("postgres.disk").thresholds
+    pvc = {"name": "data-langsmith-postgres-0", "capacity_bytes": probes.parse_quantity("10Gi")}
+    assert probes.disk_verdict(used_gib * 2**30, pvc, params)[0] is status
+
+
+def test_kubernetes_quantities_parse():
+    assert probes.parse_quantity("8Gi") == 8 * 2**30
+    assert probes.parse_quantity("500M") == 500e6
+    assert probes.parse_quantity("lots") is None
+
+
+# --- postgres.autovacuum ------------------------------------------------------------------------
+
+
+def test_healthy_vacuum_state_passes(lsr_url):
+    ev = run("postgres.autovacuum", lsr_url)
+    assert ev.status is Status.PASS, ev.summary
+    assert ev.observed["settings"] == {"autovacuum": "on", "track_counts": "on"}
+
+
+def test_table_with_stale_dead_tuples_warns(lsr_url, postgres_url):
+    name = table_name()
+    ident = sql.Identifier(name)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (id int) WITH (autovacuum_enabled = false)").format(ident))
+        conn.execute(sql.SQL("INSERT INTO {} SELECT generate_series(1, 5000)").format(ident))
+        conn.execute(sql.SQL("DELETE FROM {} WHERE id > 1000").format(ident))
+    # Closing the connection flushes its table statistics.
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            ev = run("postgres.autovacuum", lsr_url)
+            if ev.status is not Status.PASS or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE {}").format(ident))
+    assert ev.status is Status.WARN, ev.summary
+    top = ev.observed["top_tables"][0]
+    assert (
+        top["name"] == f"public.{name}"
+        and top["dead"] == 4000
+        and "autovacuum_enabled=false" in top["reloptions"]
+    )
+
+
+def test_xid_age_over_thresholds_warns_then_fails(lsr_url):
+    assert run("postgres.autovacuum", lsr_url, xid_age_warn=1).status is Status.WARN
+    assert run("postgres.autovacuum", lsr_url, xid_age_warn=1, xid_age_fail=2).status is Status.FAIL
+
+
+def test_autovacuum_off_fails(private_pg, private_lsr_url):
+    with psycopg.connect(private_pg.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET autovacuum = off")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.3)
+        ev = run("postgres.autovacuum", private_lsr_url)
+    finally:
+        with psycopg.connect(private_pg.url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET autovacuum")
+            conn.execute("SELECT pg_reload_conf()")
+    assert ev.status is Status.FAIL and "autovacuum off" in ev.summary.replace(" and track_counts", "")
+
+
+# --- least privilege ---------------------------------------------------------------------------
+
+
+def test_role_without_pg_monitor_is_unknown_naming_the_privilege(postgres_url):
+    with lsready_role(postgres_url) as url:
+        role = urlsplit(url).username
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("REVOKE pg_monitor FROM {}").format(sql.Identifier(role)))
+        clients = clients_for(url)
+        report = run_checks(CATALOG, clients, items=[CATALOG.get("postgres.disk")])
+        clients.close()
+    result = report.results[0]
+    assert result.status is Status.UNKNOWN and "permission denied" in result.summary
