@@ -136,3 +136,18 @@ def test_selecting_the_signoff_section_evaluates_its_sources_but_reports_only_si
     report = check(make_config({"empty": {}}), selector="signoff")
     assert [r.item.id for r in report.results] == [i.id for i in load_catalog().section("signoff")]
     assert report.results[1].status is Status.UNKNOWN
+
+
+def test_attestation_settles_a_probe_that_asks_for_a_person_but_never_masks_evidence():
+    verdict = {"status": Status.MANUAL}
+
+    def probe(clients, params):
+        return Evidence(verdict["status"], "Nothing in the cluster monitors Redis.")
+
+    catalog = Catalog(items=(_item("ops.mon", probe="p"),), probes={"p": probe})
+    now = datetime.now(UTC)
+    att = {"ops.mon": Attestation("ops.mon", "U1", now, now + timedelta(days=5), "Datadog monitors it")}
+    clients = Clients("t", TargetConfig())
+    assert run_checks(catalog, clients, attestations=att).results[0].status is Status.ATTESTED
+    verdict["status"] = Status.FAIL
+    assert run_checks(catalog, clients, attestations=att).results[0].status is Status.FAIL

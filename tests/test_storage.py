@@ -151,3 +151,8 @@ def test_unwritable_location_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot open the lsready database"):
         open_db(blocker / "sub" / "lsready.db")
+
+
+def test_probe_item_that_can_ask_for_a_person_is_attestable(readiness):
+    ack = readiness.acknowledge("prod", "ops.monitoring", "U1", note="Datadog dashboards and monitors")
+    assert ack.item_id == "ops.monitoring"
