@@ -1,38 +1,82 @@
-"""`lsready demo`: real engines, a LangSmith-shaped schema, and the real checks against them."""
+"""`lsready demo`: real engines, a LangSmith-shaped schema, and the real checks against them.
+
+With a scenario, the engines first get an incident (runbooks.demo.scenarios), then the triage and
+the checks both run against them.
+"""
 
 from __future__ import annotations
 
-from checks.config import validate
+from dataclasses import dataclass
+from typing import Any, overload
+
+from checks.config import Config, validate
 from checks.engine import check
 from checks.runner import Report
 from runbooks.demo.engines import Engines, chdb_url
 from runbooks.demo.schema import build_clickhouse, build_postgres, build_redis
+from runbooks.model import TriageResult
 
 
-def run_demo() -> Report:
-    """Start the embedded engines, give them LangSmith's shape, check them, stop them."""
+@dataclass(frozen=True)
+class ScenarioRun:
+    scenario: str
+    triage: TriageResult
+    report: Report
+
+
+def _config(engines: Engines, thresholds: dict[str, Any] | None = None) -> Config:
+    raw: dict[str, Any] = {
+        "default_target": "demo",
+        "targets": {
+            "demo": {
+                "redis": {"url": engines.redis.url},
+                "postgres": {"url": engines.postgres.url},
+                "clickhouse": {"url": chdb_url(engines.clickhouse_dir)},
+            }
+        },
+    }
+    if thresholds:
+        raw["thresholds"] = thresholds
+    return validate(raw, "demo")
+
+
+@overload
+def run_demo(scenario: None = None) -> Report: ...
+@overload
+def run_demo(scenario: str) -> ScenarioRun: ...
+def run_demo(scenario: str | None = None) -> Report | ScenarioRun:
+    """Start the embedded engines, give them LangSmith's shape (and an incident), check them, stop them."""
     import clickhouse_connect
     import redis
 
+    if scenario is not None:
+        from runbooks.demo.scenarios import get_scenario
+
+        get_scenario(scenario)  # a bad name fails before any engine starts
     engines = Engines.start()
     try:
         ch = clickhouse_connect.get_client(dsn=chdb_url(engines.clickhouse_dir))
-        build_clickhouse(ch)
         build_postgres(engines.postgres.psql)
-        build_redis(redis.Redis.from_url(engines.redis.url))
-        config = validate(
-            {
-                "default_target": "demo",
-                "targets": {
-                    "demo": {
-                        "redis": {"url": engines.redis.url},
-                        "postgres": {"url": engines.postgres.url},
-                        "clickhouse": {"url": chdb_url(engines.clickhouse_dir)},
-                    }
-                },
-            },
-            "demo",
-        )
-        return check(config)
+        r = redis.Redis.from_url(engines.redis.url)
+        if scenario is None:
+            build_clickhouse(ch)
+            build_redis(r)
+            return check(_config(engines))
+        return _run_scenario(scenario, engines, ch, r)
     finally:
         engines.stop()
+
+
+def _run_scenario(name: str, engines: Engines, ch: Any, r: Any) -> ScenarioRun:
+    import clickhouse_connect
+
+    from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, Stage, play
+    from runbooks.triage import triage
+
+    url = chdb_url(engines.clickhouse_dir)
+    stage = Stage(ch, "default", r, lambda: clickhouse_connect.get_client(dsn=url))
+    with play(name, stage) as scenario:
+        config = _config(engines, SCENARIO_THRESHOLDS)
+        result = triage(config)
+        report = check(config)
+    return ScenarioRun(scenario.name, result, report)

@@ -1,0 +1,269 @@
+"""The four triage runbooks, as data: steps, transitions, thresholds and diagnosis rules.
+
+Read a runbook top to bottom: each step measures one thing (runbooks.measure.MEASURES), speaks for
+one signal, and its `next` says where to go; after the last step, the rules decide, first match
+wins. tests/rehearsals/ walks every branch of every runbook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from checks.model import Status
+from runbooks.model import END, DiagnosisKind, FromCatalog, Go, Rule, Runbook, Step, When
+
+P, W, F, U = Status.PASS, Status.WARN, Status.FAIL, Status.UNKNOWN
+BAD = frozenset({W, F})
+
+# What each signal stands for; a step's status is graded against the thresholds below.
+SIGNALS = {
+    "clickhouse": "ClickHouse load, merges and parts",
+    "queues": "Redis queue depth and drain",
+    "delay": "ingestion delay",
+}
+
+THRESHOLDS: dict[str, Any] = {
+    # Shared with the checklist: a `thresholds:` override of the catalog item moves both.
+    "queue_warn": FromCatalog("redis.monitored", "queue_warn"),
+    "queue_fail": FromCatalog("redis.monitored", "queue_fail"),
+    "runs_expiry_s": FromCatalog("redis.monitored", "runs_expiry_seconds"),
+    "queue_sample_keys": FromCatalog("redis.monitored", "sample_keys"),
+    "concurrency_warn": FromCatalog("clickhouse.concurrency", "warn_queries"),
+    "concurrency_fail": FromCatalog("clickhouse.concurrency", "fail_queries"),
+    "disk_warn_ratio": FromCatalog("clickhouse.disk_usage", "warn_ratio"),
+    "disk_fail_ratio": FromCatalog("clickhouse.disk_usage", "fail_ratio"),
+    "delay_warn_s": FromCatalog("ops.alerts", "ingestion_delay_p95_s"),
+    # Triage only.
+    "sample_interval_s": 2.5,  # between the two queue (and disk I/O) samples
+    "oldest_warn_s": 60,  # a job waiting this long is already an ingestion delay
+    "oldest_fail_s": 600,
+    "stalled_min_depth": 10,  # this many waiting and none leaving over the sample: workers stalled
+    "queue_scan_window": 1000,  # ids read per queue to find where the first sample's newest job went
+    "parts_warn_ratio": 0.5,  # of parts_to_delay_insert; at 1.0 ClickHouse itself slows inserts
+    "stuck_mutation_minutes": 30,
+    "delay_fail_s": 300,
+    "delay_window_minutes": 15,
+    "delay_max_rows": 5_000_000,  # ClickHouse stops reading runs after this many rows
+}
+
+_TITLES = {
+    "snapshot": ("Evidence snapshot: running queries, merges, parts, disks, queue depths", "snapshot", None),
+    "clickhouse-load": ("ClickHouse query concurrency and disk I/O", "clickhouse_load", "clickhouse"),
+    "queue-drain": ("Queue depth and worker drain rate", "queue_drain", "queues"),
+    "merges": ("Merges and part counts vs insert limits, stuck mutations", "merges", "clickhouse"),
+    "ingestion-delay": ("Ingestion delay p50/p95 (received to inserted)", "ingestion_delay", "delay"),
+}
+
+
+def step(step_id: str, *nexts: Go) -> Step:
+    title, measure, signal = _TITLES[step_id]
+    return Step(step_id, title, measure, signal, tuple(nexts))
+
+
+def when(step_id: str, *statuses: Status) -> When:
+    return When(step_id, frozenset(statuses))
+
+
+def accept(*statuses: Status | None) -> frozenset[Status | None]:
+    return frozenset(statuses)
+
+
+# --- Actions -------------------------------------------------------------------------------------
+
+_NO_WORKERS = (
+    "Do not add queue workers ({fullname}-queue, {fullname}-ingest-queue): more workers send more inserts "
+    "into a saturated ClickHouse and deepen the hole."
+)
+_REDUCE_LOAD = (
+    "Reduce query load: find the heaviest running queries (`SELECT query_id, user, elapsed FROM "
+    "system.processes ORDER BY elapsed DESC LIMIT 10`) and pause the dashboards, exports or bulk API "
+    "readers behind them."
+)
+_MERGES_AND_DISK = (
+    "Check merges and disk: active parts per partition in `system.parts`, running `system.merges`, "
+    "`system.mutations WHERE is_done = 0` (kill a stuck one with `KILL MUTATION`), free space in "
+    "`system.disks`; never raise parts_to_throw_insert to hide a merge backlog."
+)
+_SCALE_CH = (
+    "Scale ClickHouse: more CPU and IOPS for {fullname}-clickhouse (or the external cluster), and blob "
+    "storage to move run payloads out of it."
+)
+_ASYNC_LEVER = (
+    "CLICKHOUSE_ASYNC_INSERT_WAIT_PCT_FLOAT=0 (commonEnv) can cut insert latency while you recover; it is a "
+    "lever, not a fix for saturation."
+)
+_RECHECK = "Re-run `lsready triage` after each change and compare: act on one layer at a time."
+
+SATURATION_ACTIONS = (_NO_WORKERS, _REDUCE_LOAD, _MERGES_AND_DISK, _SCALE_CH, _ASYNC_LEVER, _RECHECK)
+
+INSERT_PATH_ACTIONS = (
+    _NO_WORKERS,
+    "Look at the insert path: insert durations in `system.query_log` (query_kind = 'Insert'), pending "
+    "`system.asynchronous_inserts`, and errors in the ingest-queue logs (`kubectl -n {namespace} logs "
+    "deploy/{fullname}-ingest-queue`).",
+    _MERGES_AND_DISK,
+    _SCALE_CH,
+    _ASYNC_LEVER,
+    _RECHECK,
+)
+
+BACKPRESSURE_ACTIONS = (
+    "Scale the ingest workers: `kubectl -n {namespace} scale deploy/{fullname}-ingest-queue --replicas=<n>` "
+    "for asynq queues and deploy/{fullname}-queue for saq queues, or raise their HPA / KEDA maxReplicas.",
+    "Re-run `lsready triage --runbook queue-depth` a few minutes later: drain must exceed arrivals and the "
+    "oldest job must get younger.",
+    "Watch ClickHouse while the workers scale: if concurrency or part counts climb, stop adding workers; "
+    "ClickHouse has become the bottleneck.",
+    "Runs that wait longer than REDIS_RUNS_EXPIRY_SECONDS are dropped from Redis: act before the oldest "
+    "job reaches it.",
+)
+
+HEALTHY_ACTIONS = (
+    "Nothing to scale. Look for the trace in the right project and time range: runs are shown by their "
+    "start time, taken from the client's clock.",
+    "If one trace is still missing, check the client: API key and workspace, project name, sampling, and "
+    "rejected requests (HTTP 4xx, 413, 429) in the SDK logs.",
+)
+
+INCONCLUSIVE_ACTIONS = (
+    "Restore access to what could not be measured (see 'not measured'), then re-run `lsready triage`.",
+    "Until then, do not add queue workers: that is only safe once ClickHouse is known to be healthy.",
+    "Collect the same evidence by hand: `system.processes`, `system.parts`, `system.merges` on ClickHouse; "
+    "`LLEN saq:default:queued` and `LLEN asynq:{{<queue>}}:pending` on Redis.",
+)
+
+# --- Rules, shared by every runbook: signals a runbook did not measure read as None --------------
+
+RULES = (
+    Rule(
+        "clickhouse-fails",
+        DiagnosisKind.CLICKHOUSE_SATURATION,
+        {"clickhouse": accept(F)},
+        "ClickHouse saturation: ClickHouse is at its limits, so it is the bottleneck; do not add queue "
+        "workers.",
+        SATURATION_ACTIONS,
+    ),
+    Rule(
+        "clickhouse-strained-with-backlog",
+        DiagnosisKind.CLICKHOUSE_SATURATION,
+        {"clickhouse": accept(W), "queues": accept(W, F)},
+        "ClickHouse saturation: the queues back up while ClickHouse is strained; more workers would only "
+        "push harder on it.",
+        SATURATION_ACTIONS,
+    ),
+    Rule(
+        "clickhouse-strained-with-delay",
+        DiagnosisKind.CLICKHOUSE_SATURATION,
+        {"clickhouse": accept(W), "delay": accept(W, F)},
+        "ClickHouse saturation: runs land late while ClickHouse is strained.",
+        SATURATION_ACTIONS,
+    ),
+    Rule(
+        "backlog-clickhouse-unmeasured",
+        DiagnosisKind.INCONCLUSIVE,
+        {"clickhouse": accept(U), "queues": accept(W, F)},
+        "Inconclusive: the Redis queues are backing up, but ClickHouse could not be measured, so it is "
+        "unknown whether workers or ClickHouse are the bottleneck.",
+        INCONCLUSIVE_ACTIONS,
+    ),
+    Rule(
+        "backlog-clickhouse-healthy",
+        DiagnosisKind.INGESTION_BACKPRESSURE,
+        {"clickhouse": accept(P), "queues": accept(W, F)},
+        "Ingestion backpressure: runs wait in the Redis queues while ClickHouse has headroom; the workers "
+        "do not keep up.",
+        BACKPRESSURE_ACTIONS,
+    ),
+    Rule(
+        "delay-after-the-queues",
+        DiagnosisKind.CLICKHOUSE_SATURATION,
+        {"clickhouse": accept(P), "queues": accept(P), "delay": accept(W, F)},
+        "ClickHouse saturation on the insert path: runs leave Redis promptly but land in ClickHouse late, "
+        "although its load and parts look normal.",
+        INSERT_PATH_ACTIONS,
+    ),
+    Rule(
+        "healthy",
+        DiagnosisKind.HEALTHY,
+        {"clickhouse": accept(P, W, None), "queues": accept(P, None), "delay": accept(P, None)},
+        "Healthy: the queues drain and runs land promptly; the data is not missing, it is on its way or "
+        "already visible.",
+        HEALTHY_ACTIONS,
+    ),
+)
+
+FALLBACK = Rule(
+    "not-measured",
+    DiagnosisKind.INCONCLUSIVE,
+    {},
+    "Inconclusive: {unmeasured} could not be measured, so do not scale anything yet.",
+    INCONCLUSIVE_ACTIONS,
+)
+
+# --- The runbooks --------------------------------------------------------------------------------
+
+CH_UNREACHABLE = when("clickhouse-load", U)
+
+TRACE_VISIBILITY = Runbook(
+    name="trace-visibility",
+    title="Traces created but not visible, long delays, 500s",
+    description="Evidence first, then the write path in order: ClickHouse load, queues, merges, delay.",
+    steps=(
+        step("snapshot", Go(END, when("snapshot", U)), Go("clickhouse-load")),
+        step("clickhouse-load"),
+        # ClickHouse did not answer its first read: the merges and delay reads would not either.
+        step("queue-drain", Go(END, CH_UNREACHABLE), Go("merges")),
+        step("merges"),
+        step("ingestion-delay"),
+    ),
+    rules=RULES,
+    fallback=FALLBACK,
+    thresholds=THRESHOLDS,
+)
+
+QUEUE_DEPTH = Runbook(
+    name="queue-depth",
+    title="Queue depth and worker drain rate",
+    description="Do the queues drain? If not, is ClickHouse healthy enough for more workers?",
+    steps=(
+        step("queue-drain", Go(END, when("queue-drain", P)), Go("clickhouse-load")),
+        step("clickhouse-load", Go(END, CH_UNREACHABLE), Go("merges")),
+        step("merges"),
+    ),
+    rules=RULES,
+    fallback=FALLBACK,
+    thresholds=THRESHOLDS,
+)
+
+MERGE_PRESSURE = Runbook(
+    name="merge-pressure",
+    title="Merges and part counts vs insert limits",
+    description="Do merges keep up? If not, is query load competing and does ingestion already suffer?",
+    steps=(
+        step("merges", Go(END, when("merges", P)), Go("clickhouse-load")),
+        step("clickhouse-load"),
+        step("ingestion-delay"),
+    ),
+    rules=RULES,
+    fallback=FALLBACK,
+    thresholds=THRESHOLDS,
+)
+
+INGESTION_DELAY = Runbook(
+    name="ingestion-delay",
+    title="Ingestion delay (received to inserted)",
+    description="Do runs land promptly? If not, is the time spent in the queues or in ClickHouse?",
+    steps=(
+        step("ingestion-delay", Go(END, when("ingestion-delay", P)), Go("queue-drain")),
+        step("queue-drain"),
+        step("clickhouse-load", Go(END, CH_UNREACHABLE), Go("merges")),
+        step("merges"),
+    ),
+    rules=RULES,
+    fallback=FALLBACK,
+    thresholds=THRESHOLDS,
+)
+
+RUNBOOKS: dict[str, Runbook] = {
+    book.name: book for book in (TRACE_VISIBILITY, QUEUE_DEPTH, MERGE_PRESSURE, INGESTION_DELAY)
+}

@@ -1,0 +1,150 @@
+"""Runbook rehearsals: given step results, the engine takes this path and reaches this diagnosis.
+
+The cases are data in tests/rehearsals/<runbook>.yaml; the coverage tests make sure every
+transition of every runbook and every rule is rehearsed at least once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from checks.model import Status
+from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS, THRESHOLDS
+from runbooks.engine import RunbookError, diagnose, validate, walk
+from runbooks.measure import MEASURES
+from runbooks.model import END, FromCatalog, Go, Runbook, StepResult
+from runbooks.triage import resolve_thresholds
+
+REHEARSALS = Path(__file__).with_name("rehearsals")
+AT = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _cases() -> list[tuple[str, dict[str, Any]]]:
+    cases = []
+    for path in sorted(REHEARSALS.glob("*.yaml")):
+        for case in yaml.safe_load(path.read_text()):
+            cases.append((path.stem, case))
+    return cases
+
+
+CASES = _cases()
+
+
+def _results(book: Runbook, statuses: dict[str, str]) -> dict[str, StepResult]:
+    return {
+        sid: StepResult(sid, book.step(sid).title, Status(st), f"{sid} measured {st}", {}, AT, 0.1)
+        for sid, st in statuses.items()
+    }
+
+
+def _edges(book: Runbook) -> set[tuple[str, str]]:
+    """Every transition a runbook can take: (from step, to step or END)."""
+    edges = set()
+    for n, step in enumerate(book.steps):
+        if step.next:
+            edges.update((step.id, go.to) for go in step.next)
+        else:
+            edges.add((step.id, book.steps[n + 1].id if n + 1 < len(book.steps) else END))
+    return edges
+
+
+def _taken(path: list[str]) -> set[tuple[str, str]]:
+    return set(zip(path, [*path[1:], END], strict=True))
+
+
+@pytest.mark.parametrize(("runbook", "case"), CASES, ids=[f"{rb}: {c['name']}" for rb, c in CASES])
+def test_rehearsal(runbook: str, case: dict[str, Any]) -> None:
+    book = RUNBOOKS[runbook]
+    path = walk(book, _results(book, case["results"]))
+    assert [r.step_id for r in path] == case["path"]
+    diagnosis = diagnose(book, path)
+    assert (diagnosis.kind.value, diagnosis.rule) == (case["diagnosis"], case["rule"])
+
+
+def test_every_transition_of_every_runbook_is_rehearsed() -> None:
+    for name, book in RUNBOOKS.items():
+        taken: set[tuple[str, str]] = set()
+        for runbook, case in CASES:
+            if runbook == name:
+                taken |= _taken(case["path"])
+        assert _edges(book) - taken == set(), f"{name} has unrehearsed transitions"
+
+
+def test_every_rule_is_rehearsed() -> None:
+    reached = {case["rule"] for _, case in CASES}
+    assert {r.id for r in (*RULES, FALLBACK)} - reached == set()
+
+
+def test_every_runbook_has_rehearsals_and_no_rehearsal_names_an_unknown_runbook() -> None:
+    assert {rb for rb, _ in CASES} == set(RUNBOOKS)
+
+
+def test_definitions_are_consistent_and_their_catalog_thresholds_exist() -> None:
+    from checks.registry import load_catalog
+
+    catalog = load_catalog()
+    for book in RUNBOOKS.values():
+        validate(book, list(MEASURES), list(SIGNALS))
+        resolved = resolve_thresholds(book, catalog)
+        assert not any(isinstance(v, FromCatalog) for v in resolved.values())
+    assert resolve_thresholds(RUNBOOKS["queue-depth"], catalog)["queue_warn"] == 50
+
+
+def test_config_threshold_overrides_reach_the_runbooks() -> None:
+    from checks.registry import load_catalog
+
+    catalog = load_catalog(
+        thresholds={"redis.monitored": {"queue_warn": 5}, "ops.alerts": {"ingestion_delay_p95_s": 9}}
+    )
+    resolved = resolve_thresholds(RUNBOOKS["trace-visibility"], catalog)
+    assert (resolved["queue_warn"], resolved["delay_warn_s"]) == (5, 9)
+    assert resolved["oldest_fail_s"] == THRESHOLDS["oldest_fail_s"]
+
+
+def test_a_backwards_transition_is_refused() -> None:
+    book = RUNBOOKS["queue-depth"]
+    broken = replace(book, steps=(*book.steps[:2], replace(book.steps[2], next=(Go("queue-drain"),))))
+    with pytest.raises(RunbookError, match="not a later step"):
+        validate(broken, list(MEASURES), list(SIGNALS))
+
+
+def test_saturation_says_not_to_add_workers_first_and_shows_the_deciding_evidence() -> None:
+    book = RUNBOOKS["queue-depth"]
+    results = _results(book, {"queue-drain": "fail", "clickhouse-load": "fail", "merges": "pass"})
+    d = diagnose(book, walk(book, results), {"fullname": "acme-langsmith", "namespace": "obs"})
+    assert d.actions[0].startswith(
+        "Do not add queue workers (acme-langsmith-queue, acme-langsmith-ingest-queue)"
+    )
+    assert any("CLICKHOUSE_ASYNC_INSERT_WAIT_PCT_FLOAT=0" in a and "not a fix" in a for a in d.actions)
+    assert "[fail] ClickHouse query concurrency and disk I/O: clickhouse-load measured fail" in d.reasons
+
+
+def test_backpressure_scales_the_ingest_deployments_of_the_release() -> None:
+    book = RUNBOOKS["queue-depth"]
+    results = _results(book, {"queue-drain": "fail", "clickhouse-load": "pass", "merges": "pass"})
+    d = diagnose(book, walk(book, results), {"fullname": "acme-langsmith", "namespace": "obs"})
+    assert "kubectl -n obs scale deploy/acme-langsmith-ingest-queue" in d.actions[0]
+    assert "deploy/acme-langsmith-queue" in d.actions[0]
+
+
+def test_inconclusive_names_what_could_not_be_measured() -> None:
+    book = RUNBOOKS["trace-visibility"]
+    statuses = {"snapshot": "warn", "clickhouse-load": "pass", "queue-drain": "unknown"}
+    statuses |= {"merges": "pass", "ingestion-delay": "pass"}
+    d = diagnose(book, walk(book, _results(book, statuses)))
+    assert d.headline.startswith("Inconclusive: queue depth and worker drain rate could not be measured")
+    assert not any("queue-drain" in r for r in d.reasons)  # said once, under unmeasured
+    assert d.unmeasured == ("Queue depth and worker drain rate: queue-drain measured unknown",)
+
+
+def test_healthy_says_the_data_is_not_missing() -> None:
+    book = RUNBOOKS["ingestion-delay"]
+    d = diagnose(book, walk(book, _results(book, {"ingestion-delay": "pass"})))
+    assert "the data is not missing" in d.headline
+    assert d.unmeasured == ()

@@ -1,0 +1,237 @@
+"""Triage on real engines: each incident scenario reaches its diagnosis; broken backends never hang it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import cli
+from checks.clients import ClickHouseSession
+from checks.model import Status
+from conftest import make_config
+from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, SCENARIOS, Stage, play
+from runbooks.demo.schema import build_clickhouse
+from runbooks.model import DiagnosisKind, StepResult
+from runbooks.triage import UnknownRunbook, triage
+
+SAMPLE_S = 0.3  # the queue sample interval; production uses 2.5 s
+
+
+@pytest.fixture
+def stage(clickhouse: tuple[str, Any, str], redis_client: Any) -> Stage:
+    import clickhouse_connect
+
+    url, admin, db = clickhouse
+    return Stage(admin, db, redis_client, lambda: clickhouse_connect.get_client(dsn=url))
+
+
+def _config(clickhouse_url: str, redis_url: str, **extra: Any) -> Any:
+    target = {"redis": {"url": redis_url}, "clickhouse": {"url": clickhouse_url}}
+    return make_config({"t": target}, thresholds=SCENARIO_THRESHOLDS, **extra)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_reaches_its_diagnosis(name: str, stage: Stage, clickhouse: Any, redis_url: str) -> None:
+    with play(name, stage) as scenario:
+        result = triage(_config(clickhouse[0], redis_url), sample_interval_s=SAMPLE_S)
+    assert result.diagnosis.kind is scenario.expected, result.diagnosis.reasons
+    assert [s.step_id for s in result.steps] == [
+        "snapshot",
+        "clickhouse-load",
+        "queue-drain",
+        "merges",
+        "ingestion-delay",
+    ]
+    assert result.steps[0].status is Status.PASS  # both backends answered the snapshot
+
+
+def test_backlog_with_idle_clickhouse_is_backpressure_with_arrivals_and_no_drain(
+    stage: Stage, clickhouse: Any, redis_url: str
+) -> None:
+    with play("queue-backlog", stage):
+        result = triage(_config(clickhouse[0], redis_url), "t", "queue-depth", sample_interval_s=SAMPLE_S)
+    assert result.diagnosis.kind is DiagnosisKind.INGESTION_BACKPRESSURE
+    queues = result.steps[0].evidence["queues"]
+    assert queues["asynq:ingest"]["drained"] == 0 and queues["asynq:ingest"]["exact"]
+    assert queues["asynq:ingest"]["arrived"] >= 1
+    assert queues["asynq:ingest"]["oldest_age_s"] > 2000
+    assert "REDIS_RUNS_EXPIRY_SECONDS" in result.steps[0].summary
+
+
+def test_flooded_partition_is_saturation_and_says_not_to_add_workers(
+    stage: Stage, clickhouse: Any, redis_url: str
+) -> None:
+    with play("clickhouse-saturation", stage):
+        result = triage(
+            _config(clickhouse[0], redis_url), runbook="merge-pressure", sample_interval_s=SAMPLE_S
+        )
+    merges = result.steps[0]
+    assert (merges.step_id, merges.status) == ("merges", Status.FAIL)
+    assert merges.evidence["worst"]["delay_at"] == 20 and merges.evidence["worst"]["parts"] >= 20
+    assert result.diagnosis.kind is DiagnosisKind.CLICKHOUSE_SATURATION
+    assert result.diagnosis.actions[0].startswith("Do not add queue workers")
+
+
+def test_unreachable_redis_is_inconclusive_within_the_deadline(
+    clickhouse: tuple[str, Any, str], blackhole: Any
+) -> None:
+    url, admin, db = clickhouse
+    build_clickhouse(admin, db)
+    config = _config(url, f"redis://127.0.0.1:{blackhole.port}/0", timeouts={"probe_s": 1, "run_s": 3})
+    started = time.monotonic()
+    result = triage(config, sample_interval_s=SAMPLE_S)
+    assert time.monotonic() - started < 4
+    assert result.diagnosis.kind is DiagnosisKind.INCONCLUSIVE
+    by_id = {s.step_id: s for s in result.steps}
+    assert by_id["queue-drain"].status is Status.UNKNOWN
+    assert by_id["snapshot"].status is Status.WARN and "redis.queues" in by_id["snapshot"].evidence["missing"]
+    assert any(u.startswith("Queue depth and worker drain rate") for u in result.diagnosis.unmeasured)
+
+
+def test_unreachable_redis_with_a_flooded_partition_is_still_saturation(
+    stage: Stage, clickhouse: Any, blackhole: Any
+) -> None:
+    with play("clickhouse-saturation", stage):
+        config = _config(
+            clickhouse[0], f"redis://127.0.0.1:{blackhole.port}/0", timeouts={"probe_s": 1, "run_s": 3}
+        )
+        started = time.monotonic()
+        result = triage(config, sample_interval_s=SAMPLE_S)
+    assert time.monotonic() - started < 4
+    assert result.diagnosis.kind is DiagnosisKind.CLICKHOUSE_SATURATION
+
+
+def test_unconfigured_backends_are_unknown_and_inconclusive_at_once() -> None:
+    started = time.monotonic()
+    result = triage(make_config({"t": {}}))
+    assert time.monotonic() - started < 2
+    assert [s.step_id for s in result.steps] == ["snapshot"]
+    assert result.diagnosis.kind is DiagnosisKind.INCONCLUSIVE
+    assert "not configured" in result.steps[0].summary
+
+
+def test_on_step_reports_each_step_of_the_path_in_order_off_the_callers_thread(
+    stage: Stage, clickhouse: Any, redis_url: str
+) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    def on_step(step: StepResult) -> None:
+        seen.append((step.step_id, threading.current_thread() is threading.main_thread()))
+
+    with play("healthy", stage):
+        result = triage(_config(clickhouse[0], redis_url), on_step=on_step, sample_interval_s=SAMPLE_S)
+    assert [s for s, _ in seen] == [s.step_id for s in result.steps]
+    assert not all(on_main for _, on_main in seen)
+
+
+def test_a_failing_on_step_does_not_stop_the_triage() -> None:
+    def on_step(step: StepResult) -> None:
+        raise RuntimeError("slack is down")
+
+    result = triage(make_config({"t": {}}), on_step=on_step)
+    assert result.diagnosis.kind is DiagnosisKind.INCONCLUSIVE
+
+
+def test_unknown_runbook_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(UnknownRunbook, match="Did you mean 'merge-pressure'"):
+        triage(make_config({"t": {}}), runbook="merge-presure")
+
+
+@pytest.fixture
+def recorded_sql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    sent: list[str] = []
+    original = ClickHouseSession.query
+
+    def query(self: ClickHouseSession, probe: str, sql: str, parameters: Any = None) -> Any:
+        sent.append(sql)
+        return original(self, probe, sql, parameters)
+
+    monkeypatch.setattr(ClickHouseSession, "query", query)
+    yield sent
+
+
+def test_reads_of_runs_are_bounded_by_its_time_key_and_a_row_cap(
+    stage: Stage, clickhouse: Any, redis_url: str, recorded_sql: list[str]
+) -> None:
+    with play("healthy", stage):
+        triage(_config(clickhouse[0], redis_url), runbook="ingestion-delay", sample_interval_s=SAMPLE_S)
+    on_runs = [q for q in recorded_sql if ".`runs`" in q or ".runs " in q]
+    assert on_runs, recorded_sql
+    for sql in on_runs:
+        assert "`start_time` >= now() - toInterval" in sql and "max_rows_to_read" in sql
+
+
+def test_cli_triage_prints_the_json_shape_and_exits_by_diagnosis(
+    stage: Stage, clickhouse: Any, redis_url: str, tmp_path: Any
+) -> None:
+    config = tmp_path / "lsready.yaml"
+    target = {"redis": {"url": redis_url}, "clickhouse": {"url": clickhouse[0]}}
+    config.write_text(json.dumps({"targets": {"t": target}, "thresholds": SCENARIO_THRESHOLDS}))
+    args = ["--config", str(config), "triage", "--format", "json", "--sample-interval", str(SAMPLE_S)]
+    with play("queue-backlog", stage):
+        out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1, out.output
+    data = json.loads(out.output)
+    assert set(data) >= {"runbook", "target", "diagnosis", "steps", "actions", "started_at", "duration_s"}
+    assert set(data["diagnosis"]) >= {"kind", "headline", "reasons", "actions", "unmeasured"}
+    assert all({"id", "status", "summary", "evidence"} <= set(s) for s in data["steps"])
+    assert data["diagnosis"]["kind"] == "ingestion_backpressure"
+    assert data["actions"] == data["diagnosis"]["actions"]
+
+
+def test_cli_triage_exits_3_when_inconclusive(tmp_path: Any) -> None:
+    config = tmp_path / "lsready.yaml"
+    config.write_text("targets: {t: {}}\n")
+    out = CliRunner().invoke(cli, ["--config", str(config), "triage"])
+    assert out.exit_code == 3, out.output
+    assert "INCONCLUSIVE" in out.output and "Not measured:" in out.output
+
+
+def test_demo_scenario_end_to_end_prints_the_triage_json(tmp_path: Any) -> None:
+    # Its own process: the embedded ClickHouse opens one data path per process.
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "demo", "--scenario", "clickhouse-saturation", "--format", "json"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["diagnosis"]["kind"] == "clickhouse_saturation"
+    assert data["actions"][0].startswith("Do not add queue workers")
+    steps = {s["id"]: s for s in data["steps"]}
+    assert steps["merges"]["status"] == "fail"
+    assert "Traceback" not in out.stderr
+
+
+def test_demo_refuses_an_unknown_scenario_before_starting_engines() -> None:
+    out = CliRunner().invoke(cli, ["demo", "--scenario", "queue-backlg"])
+    assert out.exit_code == 2
+    assert "Did you mean 'queue-backlog'" in out.output
+
+
+def test_queue_flow_counts_arrivals_after_the_marker_and_bounds_a_turned_over_queue() -> None:
+    from runbooks.measure import _arrived_since, queue_flow
+
+    # 10 waited; 3 arrived after the marker (the newest job then); now 8 wait, so 5 left.
+    assert queue_flow(10, 8, _arrived_since("j10", ["j13", "j12", "j11", "j10", "j9"]), True, 1000) == (
+        3,
+        5,
+        True,
+    )
+    # The marker is gone and the whole list was read: all 10 left, at least the 4 waiting arrived.
+    assert queue_flow(10, 4, _arrived_since("j10", ["j14", "j13", "j12", "j11"]), True, 1000) == (
+        4,
+        10,
+        False,
+    )
+    # More arrived than the read window holds: only the depth change is known.
+    assert queue_flow(10, 2000, None, True, 1000) == (None, None, False)
+    # Nothing waited at the first sample: whatever waits now arrived since.
+    assert queue_flow(0, 3, None, False, 1000) == (3, None, False)
