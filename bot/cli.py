@@ -245,13 +245,69 @@ def config_check(ctx: click.Context) -> None:
 
 @cli.command("demo")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--scenario", metavar="NAME",
+              help="First create an incident (healthy, clickhouse-saturation, queue-backlog, "
+                   "ingestion-delay), then triage and check; --format text or json.")  # fmt: skip
 @click.pass_context
-def demo_cmd(ctx: click.Context, fmt: str) -> None:
+def demo_cmd(ctx: click.Context, fmt: str, scenario: str | None) -> None:
     """Start embedded ClickHouse, PostgreSQL and Redis with a LangSmith-shaped schema, then check them."""
     from runbooks.demo import run_demo
 
-    report = run_demo()
-    click.echo(render_report(report, fmt), nl=False)
+    if scenario is None:
+        click.echo(render_report(run_demo(), fmt), nl=False)
+        return
+    from bot.render.triage import FORMATS as TRIAGE_FORMATS
+    from bot.render.triage import render_triage
+
+    if fmt not in TRIAGE_FORMATS:
+        raise click.UsageError("--scenario prints text or json")
+    run = run_demo(scenario)
+    if fmt == "json":
+        click.echo(render_triage(run.triage, fmt), nl=False)
+        return
+    click.echo(render_triage(run.triage, fmt))
+    click.echo(render_report(run.report, fmt), nl=False)
+
+
+@cli.command("serve")
+@click.option("--port", type=click.IntRange(0, 65535), default=3000, show_default=True,
+              help="HTTP mode: port of /slack/events and /healthz (unused in Socket Mode).")  # fmt: skip
+@click.option("--host", default="0.0.0.0", show_default=True, help="HTTP mode: address to listen on.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=9100, show_default=True,
+              help="Port of /healthz and /metrics for probes and Prometheus; 0 turns it off.")  # fmt: skip
+@click.pass_context
+def serve_cmd(ctx: click.Context, port: int, host: str, metrics_port: int) -> None:
+    """Run the Slack bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on --port."""
+    from bot.app import serve
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    serve(settings, _readiness(ctx), port=port, host=host, metrics_port=metrics_port,
+          say=lambda line: click.echo(line, err=True))  # fmt: skip
+
+
+# Triage exit codes: 0 healthy, 1 a diagnosed bottleneck, 3 could not tell (2 stays usage errors).
+TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure": 1, "inconclusive": 3}
+
+
+@cli.command("triage")
+@click.option("--target", metavar="NAME", help="Configured target (default: default_target).")
+@click.option("--runbook", default="trace-visibility", show_default=True, metavar="NAME",
+              help="trace-visibility, queue-depth, merge-pressure or ingestion-delay.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--sample-interval", type=click.FloatRange(0, 10), metavar="SECONDS",
+              help="Seconds between the two queue samples (default 2.5).")  # fmt: skip
+@click.pass_context
+def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
+               sample_interval: float | None) -> None:  # fmt: skip
+    """Walk a triage runbook, read-only; exit 0 healthy, 1 saturation or backpressure, 3 inconclusive."""
+    from bot.render.triage import render_triage
+    from runbooks.triage import triage
+
+    result = triage(_config(ctx), target, runbook, sample_interval_s=sample_interval)
+    click.echo(render_triage(result, fmt), nl=False)
+    ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 
 
 def main() -> None:

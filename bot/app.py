@@ -1,0 +1,150 @@
+"""Wiring: the Bolt app from settings and services, the HTTP server, and `lsready serve`."""
+
+from __future__ import annotations
+
+import logging
+import socketserver
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.listeners import actions, commands, errors, events, views
+from bot.listeners.access import Access
+from bot.listeners.common import Snapshots
+from bot.observability import Metrics
+from bot.settings import Settings, SettingsError
+from checks.config import Config
+from checks.secrets import Redactor
+from runbooks.readiness import Readiness
+from storage.db import open_db
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+class Services:
+    """What the listeners use: readiness (config, store), a thread pool, metrics, access, snapshots.
+
+    SQLite connections must not be shared between threads that use them at once, and listeners
+    run on a pool: `readiness` is a Readiness per thread, each with its own connection to the
+    same database (WAL, so readers never wait for the writer).
+    """
+
+    def __init__(self, readiness: Readiness, *, workers: int = 16) -> None:
+        self._home, self._owner = readiness, threading.get_ident()
+        self._path = readiness.db.execute("PRAGMA database_list").fetchone()[2]
+        self._local = threading.local()
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="lsready")
+        self.metrics = Metrics()
+        self.snapshots = Snapshots()
+        self.access: Access | None = None
+        self.redactor: Redactor = readiness.config.redactor()
+
+    @property
+    def config(self) -> Config:
+        return self._home.config
+
+    @property
+    def readiness(self) -> Readiness:
+        """This thread's Readiness: shared config and catalog, its own database connection."""
+        if threading.get_ident() == self._owner:
+            return self._home
+        mine = getattr(self._local, "readiness", None)
+        if mine is None:
+            home = self._home
+            mine = self._local.readiness = Readiness(
+                home.config, home.catalog, open_db(self._path), home.clock
+            )
+        return mine
+
+
+def build_app(settings: Settings, services: Services) -> App:
+    """A Bolt app that acks at once and works on the pool; every listener module registers itself."""
+    client = WebClient(token=settings.bot_token.get_secret_value(), base_url=settings.api_base_url)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    app = App(
+        client=client,
+        signing_secret=settings.signing_secret.get_secret_value() if settings.signing_secret else None,
+        request_verification_enabled=settings.signing_secret is not None,
+        process_before_response=False,  # a long-running server: ack first, work after
+        listener_executor=services.pool,
+    )
+    services.access = Access(services.config.slack, client)
+    for module in (errors, commands, actions, views, events):
+        module.register(app, services)
+    return app
+
+
+class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http: " + format, *args)
+
+
+def http_server(app: App, port: int, host: str = "0.0.0.0") -> WSGIServer:
+    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes."""
+    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [b'{"status": "ok", "mode": "http"}']
+        return slack(environ, start_response)
+
+    return make_server(host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+
+
+def serve(
+    settings: Settings,
+    readiness: Readiness,
+    *,
+    port: int = 3000,
+    host: str = "0.0.0.0",
+    metrics_port: int = 0,
+    say: Any = log.info,
+) -> None:
+    """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
+    from bot.observability import serve_observability
+    from bot.scheduler import start_scheduler
+
+    services = Services(readiness)
+    try:
+        app = build_app(settings, services)
+    except BoltError as exc:  # auth.test refused the token, or Slack could not be reached
+        raise SettingsError(f"Slack did not accept SLACK_BOT_TOKEN: {exc}") from None
+    mode = "socket" if settings.socket_mode else "http"
+    observability = None
+    if metrics_port:
+        observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
+    scheduler = start_scheduler(readiness, app.client)
+    try:
+        if settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            say("lsready serve: Socket Mode")
+            SocketModeHandler(app, settings.app_token.get_secret_value()).start()  # type: ignore[union-attr]
+        else:
+            server = http_server(app, port, host)
+            say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH}")
+            try:
+                server.serve_forever()
+            finally:
+                server.server_close()
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if observability is not None:
+            observability.shutdown()
+        services.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""Slack listeners; each module's `register(app, services)` adds its listeners to the Bolt app."""

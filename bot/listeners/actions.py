@@ -1,0 +1,79 @@
+"""Buttons: re-run a check or a runbook, run all runbooks, show evidence, open the acknowledgement modal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App, Respond
+from slack_sdk import WebClient
+
+from bot import actions as ids
+from bot.listeners.commands import run_check
+from bot.listeners.common import Caller, audit, guard, upload_evidence
+from bot.listeners.errors import ack_now, lazy
+from bot.listeners.events import publish_home
+from bot.listeners.live import run_triage, runbooks
+from bot.render.slack_ack import render_ack_modal
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+def _clicked(body: dict[str, Any], context: Any, action: str) -> tuple[dict[str, Any], Caller]:
+    """The clicked button's data and who clicked where; names the action for the audit."""
+    context["lsready_action"] = action
+    return ids.decode((body.get("actions") or [{}])[0].get("value")), Caller.of(body, context)
+
+
+def register(app: App, services: Services) -> None:
+    def rerun_check(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "check")
+        run_check(services, client, caller, data.get("t"), data.get("s"), thread_ts=caller.thread_ts)
+
+    def rerun_triage(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "triage")
+        run_triage(services, client, caller, data.get("t"), data.get("r"), thread_ts=caller.thread_ts)
+
+    def run_all(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "triage")
+        for name in runbooks():
+            run_triage(services, client, caller, data.get("t"), name, thread_ts=caller.thread_ts)
+
+    def evidence(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        context["lsready_action"] = "evidence"
+        key = (body.get("actions") or [{}])[0].get("value") or ""
+        upload_evidence(services, client, Caller.of(body, context), key)
+
+    def open_ack(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "ack")
+        name = services.readiness.target_name(data.get("t"))
+        guard(services, "ack", caller, name)
+        from_home = body.get("view", {}).get("type") == "home"
+        origin = {"home": 1} if from_home else {"c": caller.channel, "ts": caller.thread_ts}
+        items = [i for i in services.readiness.catalog.items if i.attestable]
+        days = services.config.acks.items.get(data.get("i") or "", services.config.acks.default_days)
+        view = render_ack_modal(
+            name, items, services.redactor, preselected=data.get("i"), context=origin, default_days=days
+        )
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    def home_check(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "check")
+        name = services.readiness.target_name(data.get("t"))
+        guard(services, "check", caller, name)
+        publish_home(services, client, caller.user, notice=f"Checking {name}…")
+        report = services.readiness.check(name)
+        services.metrics.observe_report(report)
+        audit(services, caller, "check", name, f"from home: {report.score.percent}%")
+        publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
+
+    for base, work in (
+        (ids.CHECK_RERUN, rerun_check),
+        (ids.TRIAGE_RERUN, rerun_triage),
+        (ids.TRIAGE_RUN, rerun_triage),
+        (ids.TRIAGE_RUN_ALL, run_all),
+        (ids.EVIDENCE, evidence),
+        (ids.ACK_OPEN, open_ack),
+        (ids.HOME_CHECK, home_check),
+    ):
+        app.action(ids.pattern(base))(ack=ack_now, lazy=[lazy(services, work)])

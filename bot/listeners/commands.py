@@ -1,0 +1,137 @@
+"""`/langsmith`: ack at once, parse, run one domain call, post or respond with the rendered result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App, Respond
+from slack_sdk import WebClient
+
+from bot import actions, commands
+from bot.listeners.common import Caller, allowed, audit, guard, post
+from bot.listeners.errors import ack_now, lazy
+from bot.listeners.live import run_triage, runbooks
+from bot.render.limits import Message
+from bot.render.slack_ack import render_ack_confirmation
+from bot.render.slack_digest import render_digest
+from bot.render.slack_help import render_help
+from bot.render.slack_report import render_report, render_status
+from runbooks.digest import build_digest
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+def register(app: App, services: Services) -> None:
+    def langsmith(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        cmd = commands.interpret(body.get("text", ""), targets=services.config.targets, runbooks=runbooks())
+        context["lsready_action"] = cmd.action
+        HANDLERS[type(cmd)](services, cmd, Caller.of(body, context), client, respond)
+        services.metrics.command(cmd.action, "ok")
+
+    app.command(actions.COMMAND)(ack=ack_now, lazy=[lazy(services, langsmith)])
+
+
+def run_check(
+    services: Services,
+    client: WebClient,
+    caller: Caller,
+    target: str | None,
+    selector: str | None,
+    *,
+    short: bool = False,
+    respond: Respond | None = None,
+    thread_ts: str | None = None,
+) -> None:
+    """Check a target, record it, post the report (or the status) in the channel."""
+    name = services.readiness.target_name(target)
+    guard(services, "status" if short else "check", caller, name)
+    if respond is not None:
+        respond(response_type="ephemeral", replace_original=False, text=f"Checking {name}…")
+    report = services.readiness.check(name, selector)
+    services.metrics.observe_report(report)
+    key = services.snapshots.put("status" if short else "check", name, report.to_dict())
+    if short:
+        message = render_status(report, services.redactor, snapshot=key)
+    else:
+        message = render_report(report, services.redactor, snapshot=key, selector=selector)
+    post(client, caller.channel, message, thread_ts)
+    audit(
+        services,
+        caller,
+        "status" if short else "check",
+        name,
+        f"{selector or 'all'}: {report.score.percent}%",
+    )
+
+
+def _help(
+    services: Services, cmd: commands.Help, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    message = render_help(
+        allowed(services, caller),
+        services.redactor,
+        problem=cmd.problem,
+        targets=sorted(services.config.targets),
+        runbooks=list(runbooks()),
+    )
+    audit(services, caller, "help", None, cmd.problem or "", outcome="usage" if cmd.problem else "ok")
+    respond(response_type="ephemeral", **message.respond_args())
+
+
+def _triage(
+    services: Services, cmd: commands.Triage, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    run_triage(services, client, caller, cmd.target, cmd.runbook)
+
+
+def _check(
+    services: Services, cmd: commands.Check, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    run_check(services, client, caller, cmd.target, cmd.selector, respond=respond)
+
+
+def _status(
+    services: Services, cmd: commands.Status, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    run_check(services, client, caller, cmd.target, None, short=True, respond=respond)
+
+
+def acknowledge(services: Services, caller: Caller, target: str | None, cmd: commands.Ack) -> Message:
+    """Record the caller's acknowledgement (Readiness audits it) and render its confirmation."""
+    name = services.readiness.target_name(target)
+    guard(services, "ack", caller, name)
+    record = services.readiness.acknowledge(
+        name, cmd.item_id, caller.user, note=cmd.note, expires=cmd.expires, evidence_link=cmd.link,
+        channel=caller.channel, thread_ts=caller.thread_ts,
+    )  # fmt: skip
+    return render_ack_confirmation(record, services.readiness.item(record.item_id).title, services.redactor)
+
+
+def _ack(services: Services, cmd: commands.Ack, caller: Caller, client: WebClient, respond: Respond) -> None:
+    respond(response_type="in_channel", **acknowledge(services, caller, cmd.target, cmd).respond_args())
+
+
+def _digest(
+    services: Services, cmd: commands.Digest, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    name = services.readiness.target_name(cmd.target)
+    guard(services, "digest", caller, name)
+    respond(response_type="ephemeral", text=f"Building the digest of {name}…")
+    digest = build_digest(services.readiness, name)
+    key = services.snapshots.put("digest", name, digest.to_dict())
+    respond(
+        response_type="ephemeral", **render_digest(digest, services.redactor, snapshot=key).respond_args()
+    )
+    audit(services, caller, "digest", name, "preview")
+
+
+HANDLERS: dict[type, Callable[..., None]] = {
+    commands.Help: _help,
+    commands.Triage: _triage,
+    commands.Check: _check,
+    commands.Status: _status,
+    commands.Ack: _ack,
+    commands.Digest: _digest,
+}

@@ -1,0 +1,158 @@
+"""What the listeners share: who is asking and where, the access guard, posting, evidence snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.listeners.access import ACTIONS
+from bot.render.limits import Message
+from checks.errors import LsreadyError
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+class Refused(LsreadyError):
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(
+            f"You are not allowed to use `{action}` here. An lsready admin can add you (or a user group "
+            f"or this channel) under `slack.access.{action}` in the config."
+        )
+
+
+class NotInChannel(LsreadyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "I can't post in this conversation. Invite me with `/invite @lsready` and try again."
+        )
+
+
+class SnapshotGone(LsreadyError):
+    def __init__(self) -> None:
+        super().__init__(
+            "That evidence is no longer held (the bot restarted or ran many checks since); "
+            "press Re-run for a fresh snapshot."
+        )
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, and where: the audit's actor and place."""
+
+    user: str
+    channel: str | None = None
+    thread_ts: str | None = None  # the message a reply should thread under
+
+    @classmethod
+    def of(cls, body: dict[str, Any], context: Any) -> Caller:
+        message = body.get("message") or body.get("event") or {}
+        thread = message.get("thread_ts") or message.get("ts")
+        return cls(context.get("user_id") or "unknown", context.get("channel_id"), thread)
+
+
+def guard(services: Services, action: str, caller: Caller, target: str | None = None) -> None:
+    """Raise Refused (audited) unless the caller may do `action` here."""
+    if services.access is None or services.access.allows(action, caller.user, caller.channel):
+        return
+    audit(services, caller, action, target, "refused", outcome="refused")
+    services.metrics.command(action, "refused")
+    raise Refused(action)
+
+
+def allowed(services: Services, caller: Caller) -> set[str]:
+    """The actions the caller may do here (all of them when no access rules are wired)."""
+    if services.access is None:
+        return set(ACTIONS)
+    return services.access.allowed(caller.user, caller.channel)
+
+
+def audit(
+    services: Services,
+    caller: Caller,
+    action: str,
+    target: str | None,
+    detail: str = "",
+    *,
+    outcome: str = "ok",
+) -> None:
+    services.readiness.audit.record(
+        caller.user,
+        action,
+        target=target,
+        detail=services.redactor.text(detail)[:500],
+        place=caller.channel,
+        outcome=outcome,
+    )
+
+
+def post(client: WebClient, channel: str | None, message: Message, thread_ts: str | None = None) -> str:
+    """Post in the channel (threaded if asked); returns the message ts."""
+    if channel is None:
+        raise NotInChannel()
+    try:
+        response = client.chat_postMessage(channel=channel, thread_ts=thread_ts, **message.chat_args())
+    except SlackApiError as exc:
+        if exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived"):
+            raise NotInChannel() from None
+        raise
+    return str(response["ts"])
+
+
+def update(client: WebClient, channel: str, ts: str, message: Message) -> None:
+    client.chat_update(channel=channel, ts=ts, **message.chat_args())
+
+
+class Snapshots:
+    """Recent results behind each Show evidence button, kept in memory, newest `size` only."""
+
+    def __init__(self, size: int = 200) -> None:
+        self.size = size
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, kind: str, target: str, data: dict[str, Any]) -> str:
+        key = uuid.uuid4().hex[:16]
+        snapshot = {
+            "kind": kind,
+            "target": target,
+            "snapshot_at": datetime.now(UTC).isoformat(),
+            "data": data,
+        }
+        with self._lock:
+            self._items[key] = snapshot
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> dict[str, Any]:
+        with self._lock:
+            snapshot = self._items.get(key)
+        if snapshot is None:
+            raise SnapshotGone()
+        return snapshot
+
+
+def upload_evidence(services: Services, client: WebClient, caller: Caller, key: str) -> None:
+    """The snapshot as a timestamped JSON file in the message's thread."""
+    snapshot = services.snapshots.get(key)
+    guard(services, snapshot["kind"], caller, snapshot["target"])  # evidence needs the right to produce it
+    content = json.dumps(services.redactor.value(snapshot), indent=2, default=str)
+    stamp = snapshot["snapshot_at"][:19].replace(":", "").replace("-", "")
+    name = f"lsready-{snapshot['kind']}-{snapshot['target'][:40]}-{stamp}.json"
+    client.files_upload_v2(
+        channel=caller.channel,
+        thread_ts=caller.thread_ts,
+        filename=name,
+        content=content,
+        title=f"Evidence: {snapshot['kind']} of {snapshot['target'][:60]} at {snapshot['snapshot_at'][:19]}Z",
+    )

@@ -1,0 +1,93 @@
+"""The one error handler: a typed error becomes an ephemeral message, anything else gets an id to quote.
+
+Bolt hands errors of ordinary listeners to `@app.error`, but only logs those of lazy listeners;
+`lazy()` routes a lazy listener's errors to the same handler, so no listener catches its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.listeners.common import Caller, Refused, audit
+from checks.errors import LsreadyError
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger("bot.errors")
+
+Work = Callable[[dict[str, Any], Any, WebClient, Respond], None]
+
+
+def register(app: App, services: Services) -> None:
+    @app.error
+    def on_error(
+        error: Exception, body: dict[str, Any], context: Any, client: WebClient, respond: Respond | None
+    ) -> None:
+        handle(services, error, body, context, client, respond)
+
+
+def ack_now(ack: Ack) -> None:
+    """The ack half of a lazy listener: within Slack's 3 s, whatever the work takes."""
+    ack()
+
+
+def lazy(services: Services, work: Work) -> Callable[..., None]:
+    """`work(body, context, client, respond)` as a Bolt lazy listener whose errors reach `handle`."""
+
+    def run(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        try:
+            work(body, context, client, respond)
+        except Exception as error:  # the lazy runner would only log it
+            handle(services, error, body, context, client, respond)
+
+    run.__name__ = run.__qualname__ = getattr(
+        work, "__name__", "work"
+    )  # Bolt tells lazy listeners apart by name
+    return run
+
+
+def handle(
+    services: Services,
+    error: Exception,
+    body: dict[str, Any],
+    context: Any,
+    client: WebClient,
+    respond: Respond | None,
+) -> None:
+    caller = Caller.of(body, context)
+    action = context.get("lsready_action") or body.get("type") or "command"
+    if isinstance(error, LsreadyError):
+        text = f":warning: {error}"
+        if not isinstance(error, Refused):  # refusals were audited where they happened
+            audit(services, caller, action, None, str(error), outcome="error")
+            services.metrics.command(action, "error")
+    else:
+        error_id = uuid.uuid4().hex[:8]
+        log.error("error %s handling %s for %s", error_id, action, caller.user, exc_info=error)
+        text = f":boom: Something went wrong on our side. Quote error id `{error_id}` when you report it."
+        audit(services, caller, action, None, f"error id {error_id}", outcome="failed")
+        services.metrics.command(action, "failed")
+    tell(client, respond, caller, services.redactor.text(text))
+
+
+def tell(client: WebClient, respond: Respond | None, caller: Caller, text: str) -> None:
+    """Only the caller sees it: via response_url, else ephemeral in the channel, else a DM."""
+    try:
+        if respond is not None and respond.response_url:
+            respond(text=text, response_type="ephemeral", replace_original=False)
+        elif caller.channel:
+            client.chat_postEphemeral(
+                channel=caller.channel, user=caller.user, text=text, thread_ts=caller.thread_ts
+            )
+        else:
+            client.chat_postMessage(channel=caller.user, text=text)
+    except SlackApiError as exc:
+        log.warning("could not tell %s about an error: %s", caller.user, exc.response.get("error"))

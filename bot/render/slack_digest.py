@@ -1,0 +1,70 @@
+"""The weekly digest as a Slack message: the thread parent people acknowledge items under."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot import actions
+from bot.render.limits import HEADER_TEXT, SECTION_TEXT, Message, button_value, clip, finish, fit_lines
+from bot.render.slack_text import line, macros
+from checks.secrets import Redactor
+from runbooks.digest import Digest
+
+
+def _t() -> Any:
+    return macros("slack_digest.j2")
+
+
+def _section(lines: list[str]) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
+
+
+def render_digest(digest: Digest, redactor: Redactor, *, snapshot: str | None = None) -> Message:
+    t, r = _t(), macros("slack_report.j2")
+    score = digest.report.score
+    blocks: list[Block] = [
+        HeaderBlock(text=clip(line(t.title, digest.target), HEADER_TEXT)),
+        _section([line(r.score, score), line(r.buckets, score.buckets), line(t.since, digest)]),
+    ]
+    for label, changes in (
+        ("New failures", digest.new_failures),
+        ("Fixed", digest.fixed),
+        ("Regressions", digest.regressions),
+        ("New unknowns", digest.new_unknowns),
+    ):
+        if changes:
+            blocks.append(
+                _section([line(t.label, label, len(changes)), *(line(t.change, c) for c in changes)])
+            )
+    if digest.failing_required:
+        lines = [line(t.label, "Required items failing", len(digest.failing_required))]
+        blocks.append(_section(lines + [line(t.change, c) for c in digest.failing_required]))
+    if digest.manual_waiting:
+        lines = [line(t.label, "Waiting for a person to acknowledge", len(digest.manual_waiting))]
+        blocks.append(_section(lines + [line(t.waiting, c) for c in digest.manual_waiting]))
+    if digest.expiring:
+        lines = [line(t.label, "Acknowledgements expiring soon", len(digest.expiring))]
+        blocks.append(_section(lines + [line(t.expiring, a) for a in digest.expiring]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer))]))
+    buttons = []
+    rerun = button_value(t=digest.target)
+    if rerun is not None:
+        buttons.append(ButtonElement(text="Run check", action_id=actions.CHECK_RERUN, value=rerun))
+        if digest.manual_waiting:
+            buttons.append(ButtonElement(text="Acknowledge…", action_id=actions.ACK_OPEN, value=rerun))
+    if snapshot is not None:
+        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    text = f"Weekly LangSmith readiness for {digest.target}: {score.percent}%"
+    return finish(text, blocks, redactor, metadata=actions.metadata(digest.target, "digest"))

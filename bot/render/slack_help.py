@@ -1,0 +1,39 @@
+"""`/langsmith help`: the commands the caller may run, and what went wrong if they mistyped one."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+from bot.commands import USAGE
+from bot.render.limits import CONTEXT_TEXT, SECTION_TEXT, Message, clip, finish, fit_lines
+from bot.render.slack_text import line, macros
+from checks.secrets import Redactor
+
+
+def render_help(
+    allowed: Collection[str],
+    redactor: Redactor,
+    *,
+    problem: str | None = None,
+    targets: Sequence[str] = (),
+    runbooks: Sequence[str] = (),
+) -> Message:
+    """Restricted commands the caller may not run are left out, only counted."""
+    t = macros("slack_help.j2")
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=clip(line(t.problem, problem), SECTION_TEXT)))
+        )
+    shown = [name for name in USAGE if name == "help" or name in allowed]
+    lines = [line(t.command, *USAGE[name]) for name in shown]
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+    notes = [line(t.choices, list(targets), list(runbooks))]
+    if len(shown) < len(USAGE):
+        notes.append(line(t.hidden, len(USAGE) - len(shown)))
+    context = [MarkdownTextObject(text=clip(n, CONTEXT_TEXT)) for n in notes]
+    blocks.append(ContextBlock(elements=context))
+    text = problem or "lsready commands: " + ", ".join(shown)
+    return finish(text, blocks, redactor)

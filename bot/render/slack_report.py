@@ -1,0 +1,110 @@
+"""A check report, full (`check`) or short (`status`), as a Slack message."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot import actions
+from bot.render.limits import (
+    HEADER_TEXT,
+    SECTION_TEXT,
+    Message,
+    button_value,
+    clip,
+    finish,
+    fit_blocks,
+    fit_lines,
+)
+from bot.render.report import sections
+from bot.render.slack_text import line, macros
+from checks.model import Status
+from checks.runner import Report
+from checks.secrets import Redactor
+
+# Shown item by item; passing, attested and n/a items are counted unless the report is small.
+ATTENTION = (Status.FAIL, Status.UNKNOWN, Status.WARN, Status.MANUAL)
+SMALL_REPORT = 12
+
+
+def _t() -> Any:
+    return macros("slack_report.j2")
+
+
+def render_report(
+    report: Report, redactor: Redactor, *, snapshot: str | None = None, selector: str | None = None
+) -> Message:
+    """The full report: score, then each section's items that need attention."""
+    t = _t()
+    blocks: list[Block] = [HeaderBlock(text=clip(f"LangSmith readiness: {report.target}", HEADER_TEXT))]
+    blocks.append(_score_block(report))
+    small = len(report.results) <= SMALL_REPORT
+    for key, name, results in sections(report):
+        counts = Counter(r.status.value for r in results)
+        shown = [r for r in results if small or r.status in ATTENTION]
+        shown.sort(
+            key=lambda r: (ATTENTION.index(r.status) if r.status in ATTENTION else 9, not r.item.required)
+        )
+        lines = [line(t.section_title, key, name, dict(sorted(counts.items())))]
+        lines += [line(t.item, r.to_dict()) for r in shown]
+        if len(shown) < len(results):
+            lines.append(line(t.passing, len(results) - len(shown)))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+    tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))])]
+    tail += _buttons(report, snapshot, selector, full=True)
+    blocks = fit_blocks(blocks, 50 - len(tail)) + tail
+    text = f"LangSmith readiness for {report.target}: {report.score.percent}%"
+    return finish(text, blocks, redactor, metadata=actions.metadata(report.target, "check"))
+
+
+def render_status(report: Report, redactor: Redactor, *, snapshot: str | None = None) -> Message:
+    """The short form: score buckets, failing required items, how many wait for a person."""
+    t = _t()
+    blocks: list[Block] = [HeaderBlock(text=clip(f"Readiness status: {report.target}", HEADER_TEXT))]
+    blocks.append(_score_block(report))
+    failing = [r for r in report.results if r.item.id in report.score.required_failing]
+    if failing:
+        lines = [line(t.item, r.to_dict()) for r in failing]
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+    waiting = sum(1 for r in report.results if r.status is Status.MANUAL)
+    if waiting:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line(t.manual_waiting, waiting))))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))]))
+    blocks += _buttons(report, snapshot, None, full=False)
+    text = f"Readiness status for {report.target}: {report.score.percent}%"
+    return finish(text, blocks, redactor, metadata=actions.metadata(report.target, "status"))
+
+
+def _score_block(report: Report) -> SectionBlock:
+    t = _t()
+    lines = [line(t.score, report.score), line(t.buckets, report.score.buckets)]
+    if report.score.required_failing:
+        lines.append(line(t.required_failing, report.score.required_failing))
+    elif len(report.results) > 1:
+        lines.append(line(t.no_required_failing))
+    return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
+
+
+def _buttons(report: Report, snapshot: str | None, selector: str | None, *, full: bool) -> list[Block]:
+    rerun = button_value(t=report.target, s=selector)
+    buttons = []
+    if rerun is not None:
+        label = "Re-run" if full else "Full report"
+        buttons.append(ButtonElement(text=label, action_id=actions.CHECK_RERUN, value=rerun, style="primary"))
+    waiting = [r.item.id for r in report.results if r.status is Status.MANUAL and r.item.attestable]
+    ack = button_value(t=report.target, i=waiting[0] if len(waiting) == 1 else None)
+    if waiting and ack is not None:
+        buttons.append(ButtonElement(text="Acknowledge…", action_id=actions.ACK_OPEN, value=ack))
+    if snapshot is not None:
+        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
+    return [ActionsBlock(elements=buttons)] if buttons else []
