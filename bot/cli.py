@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from bot.logs import setup_logging
 from bot.render.digest import render_digest
 from bot.render.report import FORMATS, render_report
 from checks.config import Config, load_config
@@ -41,20 +42,21 @@ def _config(ctx: click.Context) -> Config:
     obj = ctx.ensure_object(dict)
     if "config" not in obj:
         obj["config"] = load_config(obj.get("config_path"))
+        # Now that the secrets are known, mask them in every log line too.
+        setup_logging(logging.getLogger().level, obj.get("log_format", "text"), obj["config"].redactor())
     return obj["config"]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--config", "config_path", metavar="PATH", help="Config file (default $LSREADY_CONFIG, ./lsready.yaml)."
-)
+@click.option("--config", "config_path", metavar="PATH", help="Config file (default $LSREADY_CONFIG, ./lsready.yaml).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="LSREADY_LOG_FORMAT", help="Log lines as text or JSON (secrets are always masked).")  # fmt: skip
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: str) -> None:
     """Readiness checks and incident triage for self-hosted LangSmith."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    setup_logging(logging.DEBUG if verbose else logging.WARNING, log_format)
+    ctx.ensure_object(dict)["log_format"] = log_format
     ctx.ensure_object(dict)["config_path"] = config_path
 
 
@@ -308,6 +310,17 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     result = triage(_config(ctx), target, runbook, sample_interval_s=sample_interval)
     click.echo(render_triage(result, fmt), nl=False)
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
+
+
+@cli.command("snapshot-commands")
+@click.option("--namespace", default="langsmith", show_default=True)
+@click.option("--dir", "directory", default="lsready-snapshot", show_default=True)
+def snapshot_commands_cmd(namespace: str, directory: str) -> None:
+    """Print the kubectl lines that make an offline snapshot (a support bundle) for `snapshot_dir`."""
+    from checks.cluster import snapshot_commands
+
+    for line in snapshot_commands(namespace, directory):
+        click.echo(line)
 
 
 def main() -> None:

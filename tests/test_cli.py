@@ -114,3 +114,13 @@ def test_junit_output_marks_failures_and_unknowns(tmp_path):
     assert len(cases) == 69
     assert len(root.findall(".//error")) == sum(int(s.get("errors")) for s in root.findall("testsuite"))
     assert root.findall(".//error")
+
+
+def test_snapshot_commands_prints_kubectl_lines_for_every_kind_read():
+    from checks.cluster import READ_KINDS
+
+    result = CliRunner().invoke(cli, ["snapshot-commands", "--namespace", "ls"], obj={})
+    assert result.exit_code == 0
+    for kind in READ_KINDS:
+        assert f"lsready-snapshot/{kind.plural}.json" in result.output
+    assert "-n ls" in result.output

@@ -60,3 +60,45 @@ def test_redactor_walks_nested_evidence():
 
 def test_mask_url_keeps_user_and_host():
     assert mask_url("redis://default:pw@redis:6379/0") == "redis://default:***@redis:6379/0"
+
+
+def test_debug_logs_in_json_carry_no_secret(tmp_path, blackhole):
+    import subprocess
+    import sys
+
+    config = tmp_path / "lsready.yaml"
+    config.write_text(f"""
+targets:
+  prod:
+    redis: {{url: "redis://default:{SECRETS[0]}@127.0.0.1:{blackhole.port}/0"}}
+    postgres: {{url: "postgresql://langsmith:{SECRETS[1]}@127.0.0.1:1/postgres"}}
+    clickhouse: {{url: "http://langsmith:{SECRETS[2]}@127.0.0.1:1/default"}}
+timeouts: {{probe_s: 0.5, run_s: 5}}
+""")
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(config), "-v", "--log-format", "json", "check"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines, "debug logging produced nothing"
+    for line in lines:
+        json.loads(line)
+    for secret in SECRETS[:3]:
+        assert secret not in out.stderr and secret not in out.stdout
+
+
+def test_redacting_filter_masks_arguments_and_tracebacks():
+    import logging
+
+    from bot.logs import RedactingFilter
+
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connect %s failed", ("redis://:hunter22@h",), None)
+    try:
+        raise ValueError("postgresql://u:hunter22@h/db refused")
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter(Redactor(["hunter22"])).filter(record)
+    assert "hunter22" not in record.getMessage() and "hunter22" not in record.exc_text

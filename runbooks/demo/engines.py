@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,14 @@ class PostgresServer:
     server: Any = None
 
     def start(self) -> PostgresServer:
-        try:
-            import pgserver
-        except ImportError:
-            raise EngineError("no pgserver: install the demo extra (`pip install 'lsready[demo]'`)") from None
-        self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # pgserver warns about XDG_RUNTIME_DIR on machines without a login session; harmless here.
+            warnings.simplefilter("ignore")
+            try:
+                import pgserver
+            except ImportError:
+                raise EngineError("no pgserver: install the demo extra (`pip install 'lsready[demo]'`)") from None
+            self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
         return self
 
     @property
