@@ -48,10 +48,18 @@ def _config(ctx: click.Context) -> Config:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH", help="Config file (default $LSREADY_CONFIG, ./lsready.yaml).")
+@click.option(
+    "--config", "config_path", metavar="PATH", help="Config file (default $LSREADY_CONFIG, ./lsready.yaml)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug details to stderr.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              envvar="LSREADY_LOG_FORMAT", help="Log lines as text or JSON (secrets are always masked).")  # fmt: skip
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="LSREADY_LOG_FORMAT",
+    help="Log lines as text or JSON (secrets are always masked).",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: str) -> None:
     """Readiness checks and incident triage for self-hosted LangSmith."""

@@ -93,7 +93,8 @@ def test_redacting_filter_masks_arguments_and_tracebacks():
 
     from bot.logs import RedactingFilter
 
-    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connect %s failed", ("redis://:hunter22@h",), None)
+    args = ("redis://:hunter22@h",)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "connect %s failed", args, None)
     try:
         raise ValueError("postgresql://u:hunter22@h/db refused")
     except ValueError:

@@ -96,7 +96,8 @@ class PostgresServer:
             try:
                 import pgserver
             except ImportError:
-                raise EngineError("no pgserver: install the demo extra (`pip install 'lsready[demo]'`)") from None
+                hint = "install the demo extra (`pip install 'lsready[demo]'`)"
+                raise EngineError(f"no pgserver: {hint}") from None
             self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
         return self
 
