@@ -32,7 +32,7 @@ from checks.probes.clickhouse import (
     part_pressure,
     running_queries,
 )
-from checks.probes.common import grade_above, grade_high, human_bytes, pct, worst
+from checks.probes.common import grade_above, grade_high, human_bytes, human_duration, pct, worst
 from checks.probes.redis import QueueDepth, queue_depths
 from checks.runner import reason, run_probe
 
@@ -271,14 +271,16 @@ def _flow_sentence(f: QueueFlow, p: Mapping[str, Any], expiry: float) -> str:
     )
     if f.oldest_age_s is not None:
         text += (
-            f", the oldest waiting {_age(f.oldest_age_s)} (warn at {_age(float(p['oldest_warn_s']))}, "
-            f"fail at {_age(float(p['oldest_fail_s']))})"
+            f", the oldest waiting {human_duration(f.oldest_age_s)} "
+            f"(warn at {human_duration(float(p['oldest_warn_s']))}, "
+            f"fail at {human_duration(float(p['oldest_fail_s']))})"
         )
     text += f"; over {f.interval_s:.1f} s {_movement(f)}"
     if f.oldest_age_s is not None:
         left = expiry - f.oldest_age_s
         text += (
-            f"; its oldest run is dropped in {_age(max(0.0, left))} (REDIS_RUNS_EXPIRY_SECONDS {expiry:g})"
+            f"; its oldest run is dropped in {human_duration(max(0.0, left))} "
+            f"(REDIS_RUNS_EXPIRY_SECONDS {expiry:g})"
             if left > 0
             else f"; its oldest job is past REDIS_RUNS_EXPIRY_SECONDS ({expiry:g}), so runs are being lost"
         )
@@ -296,18 +298,10 @@ def _movement(f: QueueFlow) -> str:
     )
     net = (f.drain_per_s or 0.0) - (f.arrival_per_s or 0.0)
     if f.exact and net > 0 and f.waiting:
-        text += f", so it empties in about {_age(f.waiting / net)} at this rate"
+        text += f", so it empties in about {human_duration(f.waiting / net)} at this rate"
     elif f.exact and net <= 0 and f.waiting:
         text += ", so it is not shrinking"
     return text
-
-
-def _age(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 # --- ClickHouse ----------------------------------------------------------------------------------

@@ -105,3 +105,16 @@ def cluster_lookup(clients: Any, read: Callable[[Any], T]) -> T | None:
         return read(clients.cluster)
     except Exception:
         return None
+
+
+def human_duration(seconds: float | None) -> str:
+    """'45 s', '12 min', '3.5 h', '2.0 d'; None reads as 'unknown'."""
+    if seconds is None:
+        return "unknown"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

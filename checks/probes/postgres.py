@@ -24,6 +24,7 @@ from checks.probes.common import (
     grade_above,
     grade_high,
     human_bytes,
+    human_duration,
     pct,
     worst,
 )
@@ -475,15 +476,15 @@ def backup_verdict(
             "since the latest one; fix archive_command before relying on point-in-time recovery."
         )
     if arch.on and arch.archived_count and arch.last_archived_age_s is not None:
-        age = _duration(arch.last_archived_age_s)
+        age = human_duration(arch.last_archived_age_s)
         if arch.last_archived_age_s > max_age:
             return Status.WARN, (
                 f"PostgreSQL WAL archiving ({arch.tool}) last succeeded {age} ago, longer than "
-                f"{_duration(max_age)}; check the archiver and set archive_timeout."
+                f"{human_duration(max_age)}; check the archiver and set archive_timeout."
             )
         return Status.PASS, (
             f"PostgreSQL archives WAL with {arch.tool}: last success {age} ago (within "
-            f"{_duration(max_age)}), no failure since; restores still need rehearsing."
+            f"{human_duration(max_age)}), no failure since; restores still need rehearsing."
         )
     if arch.on:
         return Status.WARN, (
@@ -499,16 +500,6 @@ def backup_verdict(
         f"PostgreSQL has archive_mode {arch.mode} and no managed-service backups or WAL receiver are "
         "visible; enable automated backups with point-in-time recovery."
     )
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 # --- Item: max_connections ------------------------------------------------------------------------
@@ -928,7 +919,7 @@ def autovacuum_verdict(
         return Status.WARN, (
             f"PostgreSQL has {top['total']} table(s) with stale dead tuples, worst {top['name']} at "
             f"{top['dead']:,} dead ({pct(top['ratio'])}, over {pct(params['dead_tuple_ratio'])}) and no "
-            f"vacuum in {_duration(params['stale_vacuum_seconds'])}; {xid_text}."
+            f"vacuum in {human_duration(params['stale_vacuum_seconds'])}; {xid_text}."
         )
     if xid_status is Status.WARN:
         return (

@@ -26,6 +26,7 @@ from checks.probes.common import (
     grade_above,
     grade_high,
     human_bytes,
+    human_duration,
     pct,
     worst,
 )
@@ -429,8 +430,9 @@ def _monitored_summary(
     limits = f"warn above {params['queue_warn']} waiting jobs, fail above {params['queue_fail']}"
     if age_status is Status.FAIL and oldest is not None:
         return (
-            f"Redis queue {oldest.label} has a job waiting {_age(oldest.oldest_age_s)}, longer than the "
-            f"{_age(expiry)} run expiry (REDIS_RUNS_EXPIRY_SECONDS), so runs are being lost; "
+            f"Redis queue {oldest.label} has a job waiting {human_duration(oldest.oldest_age_s)}, "
+            "longer than the "
+            f"{human_duration(expiry)} run expiry (REDIS_RUNS_EXPIRY_SECONDS), so runs are being lost; "
             f"its depth is {oldest.waiting} ({limits})."
         )
     conns = f"{connected} clients" + (
@@ -441,7 +443,7 @@ def _monitored_summary(
     )
     if deepest is None:
         return f"Redis has {conns} and no saq or asynq queue was found; {limits}."
-    age = f", oldest {_age(deepest.oldest_age_s)}" if deepest.oldest_age_s is not None else ""
+    age = f", oldest {human_duration(deepest.oldest_age_s)}" if deepest.oldest_age_s is not None else ""
     lead = "is too deep" if depth_status is not Status.PASS else "is the deepest"
     return (
         f"Redis queue {deepest.label} {lead} at {deepest.waiting} waiting jobs{age} ({limits}); "
@@ -458,16 +460,6 @@ def _maxclients(r: Any, clients_info: Mapping[str, Any]) -> int | None:
     except ResponseError:  # not granted (see deploy/grants/redis-acl.conf) or disabled by the provider
         return None
     return int(value) if value else None
-
-
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 # --- Item: eviction and memory pressure -------------------------------------------------------
