@@ -103,3 +103,33 @@ def test_redacting_filter_masks_arguments_and_tracebacks():
         record.exc_info = sys.exc_info()
     RedactingFilter(Redactor(["hunter22"])).filter(record)
     assert "hunter22" not in record.getMessage() and "hunter22" not in record.exc_text
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("postgresql://u:Pa55w@rd@db.example:5432/postgres", "rd@db"),
+        ("redis://:p@ss/w0rd@redis:6379/0", "w0rd"),
+        ("POSTGRES_DATABASE_URI=langsmith:s3cr3tpw@pg.example:5432/postgres", "s3cr3tpw"),
+        ("{'password': 'hunter2x'}", "hunter2x"),
+        ('password="hunter2y" user=x', "hunter2y"),
+        ("S3_SECRET_ACCESS_KEY: topsecretvalue", "topsecretvalue"),
+    ],
+)
+def test_redactor_masks_awkward_credentials(text, leak):
+    assert leak not in Redactor().text(text)
+
+
+def test_known_password_with_at_sign_is_masked_whole():
+    url = "postgresql://u:Pa55w@rd@db.example:5432/postgres"
+    from checks.secrets import url_password
+
+    assert url_password(url) == "Pa55w@rd"
+    out = Redactor([url_password(url)]).text(f"connect to {url} failed; password Pa55w@rd rejected")
+    assert "Pa55w" not in out and "@rd" not in out
+    assert "db.example:5432" in out
+
+
+def test_ordinary_text_is_left_alone():
+    text = "ClickHouse at ch.example:8123 has 3 replicas; time 12:30 @ UTC; ratio 1:2"
+    assert Redactor().text(text) == text
