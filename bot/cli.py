@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,7 +21,7 @@ from checks.registry import load_catalog
 from runbooks.readiness import Readiness, parse_duration
 from storage.db import StorageError, default_path
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
 
 
 class _Group(click.Group):
@@ -73,7 +74,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: 
 @click.pass_context
 def catalog_cmd(ctx: click.Context, fmt: str) -> None:
     """List every checklist item."""
-    catalog = load_catalog()
+    # Overrides from the config, when there is one, so the thresholds shown are those in force.
+    catalog = catalog_for(_config(ctx)) if _config_available(ctx) else load_catalog()
     if fmt == "json":
         click.echo(json.dumps([i.to_dict() for i in catalog.items], indent=2, ensure_ascii=False))
         return
@@ -90,11 +92,17 @@ def catalog_cmd(ctx: click.Context, fmt: str) -> None:
 @click.option(
     "--fail-under", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when the score is lower."
 )
+@click.option("--allow-unknown", is_flag=True, help="Exit 0 even when required items could not be verified.")
 @click.pass_context
 def check_cmd(
-    ctx: click.Context, target: str | None, section: str | None, fmt: str, fail_under: float | None
+    ctx: click.Context,
+    target: str | None,
+    section: str | None,
+    fmt: str,
+    fail_under: float | None,
+    allow_unknown: bool,
 ) -> None:
-    """Run the readiness probes; exit 1 when a required item fails."""
+    """Run the readiness probes; exit 1 when a required item fails, 3 when one could not be verified."""
     config = _config(ctx)
     if _has_store(config):
         report = _readiness(ctx).check(target, section)
@@ -103,7 +111,15 @@ def check_cmd(
     click.echo(render_report(report, fmt), nl=False)
     failing = bool(report.score.required_failing)
     under = fail_under is not None and report.score.percent < fail_under
-    ctx.exit(EXIT_FINDINGS if failing or under else EXIT_OK)
+    if failing or under:
+        ctx.exit(EXIT_FINDINGS)
+    # A gate that cannot see the deployment must not go green: unknown is not a pass.
+    ctx.exit(EXIT_UNVERIFIED if report.score.required_unknown and not allow_unknown else EXIT_OK)
+
+
+def _config_available(ctx: click.Context) -> bool:
+    obj = ctx.ensure_object(dict)
+    return bool(obj.get("config_path") or os.environ.get("LSREADY_CONFIG") or Path("lsready.yaml").exists())
 
 
 def _has_store(config: Config) -> bool:

@@ -15,6 +15,7 @@ class Score:
     required_failing: tuple[str, ...]
     applicable: int
     passing: int
+    required_unknown: tuple[str, ...] = ()  # required items nobody could verify: not a pass
 
     @property
     def percent(self) -> float:
@@ -26,6 +27,7 @@ class Score:
             "percent": self.percent,
             "buckets": dict(self.buckets),
             "required_failing": list(self.required_failing),
+            "required_unknown": list(self.required_unknown),
             "applicable": self.applicable,
             "passing": self.passing,
         }
@@ -34,6 +36,7 @@ class Score:
 def score(results: Iterable[Result]) -> Score:
     buckets = {s.value: 0 for s in Status}
     required_failing: list[str] = []
+    required_unknown: list[str] = []
     applicable = passing = 0
     for r in results:
         buckets[r.status.value] += 1
@@ -49,4 +52,6 @@ def score(results: Iterable[Result]) -> Score:
             passing += 1
         elif r.status is Status.FAIL and r.item.required:
             required_failing.append(r.item.id)
-    return Score(buckets, tuple(required_failing), applicable, passing)
+        elif r.status is Status.UNKNOWN and r.item.required:
+            required_unknown.append(r.item.id)
+    return Score(buckets, tuple(required_failing), applicable, passing, tuple(required_unknown))

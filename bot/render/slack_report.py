@@ -90,7 +90,9 @@ def _score_block(report: Report) -> SectionBlock:
     lines = [line(t.score, report.score), line(t.buckets, report.score.buckets)]
     if report.score.required_failing:
         lines.append(line(t.required_failing, report.score.required_failing))
-    elif len(report.results) > 1:
+    if report.score.required_unknown:
+        lines.append(line(t.required_unknown, list(report.score.required_unknown)))
+    if not report.score.required_failing and not report.score.required_unknown and len(report.results) > 1:
         lines.append(line(t.no_required_failing))
     return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
 
