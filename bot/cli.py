@@ -264,6 +264,11 @@ def config_check(ctx: click.Context) -> None:
                     if getattr(target, b) is not None]  # fmt: skip
         default = " (default)" if name == config.default_target or len(config.targets) == 1 else ""
         click.echo(f"target {name}{default}: {', '.join(backends) or 'no backends'}")
+        if target.blob is not None and target.blob.throughput_probe:
+            click.echo(
+                f"  note: blob.throughput_probe writes small objects under lsready-probe/ in bucket "
+                f"{target.blob.bucket} and deletes them; every other probe only reads"
+            )
     if not config.targets:
         click.echo("no targets configured; every probe will report unknown")
     click.echo("config OK")

@@ -148,3 +148,11 @@ def test_catalog_shows_thresholds_in_force_from_config(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(path), "catalog", "--format", "json"], obj={})
     item = next(i for i in json.loads(result.output) if i["id"] == "redis.memory_sized")
     assert item["thresholds"]["warn_ratio"] == 0.5
+
+
+def test_config_check_names_the_one_probe_that_writes(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {blob: {bucket: traces, throughput_probe: true}}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], obj={})
+    assert result.exit_code == 0
+    assert "writes small objects under lsready-probe/ in bucket traces" in result.output
