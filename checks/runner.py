@@ -2,7 +2,11 @@
 
 Each probe runs on a daemon thread. The runner waits for each until its own timeout (counted from
 the common start) or the run's deadline, whichever is first; a probe still running then is reported
-`unknown` and left to finish against the socket timeouts of its client, never joined.
+`unknown` and left to finish against the socket timeouts of its client, never joined. The reason
+says what it was still waiting for when a client knows (a free PostgreSQL connection, credentials
+that do not load); a probe that ended with its own error, a socket timeout included, gives that.
+Probes still running when the run ends count against their backends (see checks.clients), so a hung
+backend does not collect threads run after run.
 """
 
 from __future__ import annotations
@@ -11,13 +15,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from checks.clients import Clients
-from checks.errors import LsreadyError, NotConfigured
+from checks.clients import Clients, ProbeThread, describe, waiting_on
+from checks.errors import NotConfigured
 from checks.model import Attestation, Evidence, Item, Kind, Result, Status
 from checks.registry import Catalog
 from checks.score import Score, score
@@ -47,9 +51,15 @@ class Report:
         }
 
 
+class ProbeFuture(Future[Evidence]):
+    """A probe's future, with the thread that runs it."""
+
+    thread: threading.Thread | None = None
+
+
 def run_probe(fn: Callable[..., Evidence], clients: Clients, params: Mapping[str, Any]) -> Future[Evidence]:
     """Start one probe on a daemon thread; the future carries its Evidence or its exception."""
-    future: Future[Evidence] = Future()
+    future: ProbeFuture = ProbeFuture()
 
     def work() -> None:
         if not future.set_running_or_notify_cancel():
@@ -59,18 +69,41 @@ def run_probe(fn: Callable[..., Evidence], clients: Clients, params: Mapping[str
         except BaseException as exc:
             future.set_exception(exc)
 
-    threading.Thread(target=work, name=f"probe-{getattr(fn, '__name__', 'probe')}", daemon=True).start()
+    future.thread = ProbeThread(target=work, name=f"probe-{getattr(fn, '__name__', 'probe')}", daemon=True)
+    future.thread.start()
     return future
 
 
 def reason(exc: BaseException) -> str:
     """A short, single-line explanation of why a probe could not tell."""
-    if isinstance(exc, LsreadyError):
-        return str(exc)
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{exc.__class__.__name__}: {text}"
+    return describe(exc)
+
+
+def no_answer(limit_s: float, future: Future[Any] | None = None) -> str:
+    """Why a probe still running at its limit is `unknown`: what it waits for, when a client knows."""
+    what = waiting_on(getattr(future, "thread", None))
+    if what:
+        return f"No answer within {limit_s:g} s: still waiting for {what}."
+    return f"No answer within {limit_s:g} s; the backend is slow or unreachable."
+
+
+def settled(
+    future: Future[Evidence], limit_s: float, *, to: str = "check this item", name: str = "a probe"
+) -> Evidence:
+    """The Evidence of a finished probe, or `unknown` with the reason it could not tell.
+
+    Only a bare TimeoutError, what waiting on a future raises, reads as "no answer": a probe's own
+    socket timeout (also a TimeoutError) is reported with its message like any other error.
+    """
+    exc = future.exception(timeout=0)
+    if exc is None:
+        return future.result(timeout=0)
+    if isinstance(exc, NotConfigured):
+        return Evidence(Status.UNKNOWN, f"{exc}; add it to the config to {to}.")
+    if type(exc) is TimeoutError and not exc.args:
+        return Evidence(Status.UNKNOWN, no_answer(limit_s))
+    log.debug("%s failed", name, exc_info=exc)
+    return Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")
 
 
 def run_checks(
@@ -98,20 +131,16 @@ def run_checks(
             futures[item.id] = run_probe(catalog.probes[item.probe], clients, item.thresholds)
 
     evidence: dict[str, tuple[Evidence, float]] = {}
+    limit = min(probe_timeout_s, deadline_s)
     for item_id, future in futures.items():
         wait_until = min(t0 + probe_timeout_s, run_deadline)
-        try:
-            ev = future.result(timeout=max(0.0, wait_until - time.monotonic()))
-        except TimeoutError:
-            limit = min(probe_timeout_s, deadline_s)
-            ev = Evidence(
-                Status.UNKNOWN, f"No answer within {limit:g} s; the backend is slow or unreachable."
-            )
-        except NotConfigured as exc:
-            ev = Evidence(Status.UNKNOWN, f"{exc}; add it to the config to check this item.")
-        except Exception as exc:
-            log.debug("probe for %s failed", item_id, exc_info=True)
-            ev = Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")
+        wait([future], timeout=max(0.0, wait_until - time.monotonic()))
+        # Decided by whether the probe finished, not by the exception type: a probe's own socket
+        # timeout is a TimeoutError too, and its message is the better reason.
+        if future.done():
+            ev = settled(future, limit, name=f"the probe for {item_id}")
+        else:
+            ev = Evidence(Status.UNKNOWN, no_answer(limit, future))
         evidence[item_id] = (ev, time.monotonic() - t0)
 
     results: dict[str, Result] = {}

@@ -22,10 +22,10 @@ from checks.clients import Clients
 from checks.cluster import CHART_NAME
 from checks.config import Config, TargetConfig
 from checks.engine import catalog_for
-from checks.errors import LsreadyError, NotConfigured
+from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.registry import Catalog
-from checks.runner import reason, run_probe
+from checks.runner import run_probe, settled
 from checks.secrets import Redactor
 from runbooks.definitions import RUNBOOKS, SIGNALS
 from runbooks.engine import RunbookError, diagnose, next_step, validate
@@ -137,18 +137,12 @@ def _start(step: Step, readings: Readings, params: Mapping[str, Any], walk: _Wal
 
 
 def _evidence(future: Future[Evidence], probe_s: float) -> Evidence:
-    """The measurement's Evidence, or `unknown` with the reason it could not tell."""
-    try:
-        return future.result()
-    except TimeoutError:
-        return Evidence(
-            Status.UNKNOWN, f"No answer within {probe_s:g} s; the backend is slow or unreachable."
-        )
-    except NotConfigured as exc:
-        return Evidence(Status.UNKNOWN, f"{exc}; add it to the config to measure this step.")
-    except Exception as exc:
-        log.debug("triage measurement failed", exc_info=True)
-        return Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")
+    """The finished measurement's Evidence, or `unknown` with the reason it could not tell.
+
+    A bare TimeoutError is a reading that did not come within the probe timeout; a measurement's
+    own socket timeout (also a TimeoutError) is reported with its message, as the runner does.
+    """
+    return settled(future, probe_s, to="measure this step", name="a triage measurement")
 
 
 def _result(step: Step, ev: Evidence, took: float) -> StepResult:

@@ -14,7 +14,7 @@ import yaml
 from k8s_fake import NS, Servers, chart_defaults, deployment, production, write_snapshot
 
 from checks import cluster as cluster_mod
-from checks.clients import Clients
+from checks.clients import BackendUnavailable, Clients
 from checks.cluster import READ_KINDS, ClusterError, open_cluster, snapshot_commands
 from checks.config import KubernetesConfig, TargetConfig
 from checks.model import Status
@@ -253,3 +253,53 @@ def test_rbac_manifest_grants_get_and_list_on_exactly_the_read_kinds():
     assert not any(res == "secrets" for _, res in granted)
     kinds = {d["kind"] for d in docs}
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"} <= kinds
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_an_exec_plugin_that_never_returns_makes_kubernetes_unknown_in_time_and_is_killed(tmp_path):
+    pidfile = tmp_path / "plugin.pid"
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "sso"}}],
+            # Like `aws eks get-token` waiting on an SSO login nobody completes.
+            "users": [{"name": "sso", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "/bin/sh", "args": ["-c", f"echo $$ > {pidfile}; exec sleep 600"],
+            }}}],
+        })
+    )  # fmt: skip
+    catalog = load_catalog()
+    items = [i for i in catalog.items if i.probe and i.probe.startswith("kubernetes.")]
+    clients = Clients("t", TargetConfig.model_validate({"kubernetes": {"kubeconfig": str(kubeconfig)}}), 0.5)
+    pid = None
+    try:
+        started = time.monotonic()
+        report = run_checks(catalog, clients, items=items, probe_timeout_s=0.5, deadline_s=10)
+        clients.close()
+        assert time.monotonic() - started < 2, "a hung exec plugin held the run"
+        for r in report.results:
+            assert r.status in (Status.UNKNOWN, Status.MANUAL), (r.item.id, r.summary)
+            assert "still waiting for the Kubernetes credentials to load" in r.summary, r.summary
+        # The plugin is killed at twice the probe timeout, and the failure is remembered with its name.
+        with pytest.raises(
+            BackendUnavailable, match=r"credentials did not load within 1 s \(exec plugin sh hung\?\)"
+        ):
+            _ = clients.cluster
+        pid = int(pidfile.read_text())
+        deadline = time.monotonic() + 3
+        while not _gone(pid) or any(t.name == "kube-credentials" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the exec plugin or the thread loading it outlived the limit"
+            time.sleep(0.05)
+    finally:
+        if pid is not None and not _gone(pid):
+            os.kill(pid, 9)

@@ -136,15 +136,39 @@ def private_pg(session_dir: Path) -> Iterator[PrivatePostgres]:
         server.cleanup()
 
 
-class Forwarder:
-    """A TCP forwarder to PostgreSQL that delays every server->client chunk by `delay_s`."""
+# PostgreSQL's FATAL reply to a startup packet it will not take, as PgBouncer sends it for `options`.
+_REFUSE_OPTIONS = b"".join(
+    [b"SFATAL\0", b"VFATAL\0", b"C08P01\0", b"Munsupported startup parameter: options\0", b"\0"]
+)
+_STARTUP_V3 = (196608).to_bytes(4, "big")
 
-    def __init__(self, port: int, delay_s: float = 0.0) -> None:
-        self.target, self.delay_s = ("127.0.0.1", port), delay_s
+
+class Forwarder:
+    """A TCP forwarder to PostgreSQL that delays every server->client chunk by `delay_s`.
+
+    `target` is a port on 127.0.0.1, a (host, port) pair or a Unix socket path. With
+    `refuse_options`, a startup packet that carries `options` is refused the way PgBouncer does;
+    while `frozen` is set, nothing reaches the client (a server that went silent mid-query).
+    """
+
+    def __init__(
+        self, target: int | str | tuple[str, int], delay_s: float = 0.0, refuse_options: bool = False
+    ) -> None:
+        self.target = ("127.0.0.1", target) if isinstance(target, int) else target
+        self.delay_s, self.refuse_options = delay_s, refuse_options
+        self.frozen = threading.Event()
+        self.refused = 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.conns: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def _upstream(self) -> socket.socket:
+        if isinstance(self.target, str):
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            return upstream
+        return socket.create_connection(self.target)
 
     def _accept(self) -> None:
         while True:
@@ -152,24 +176,62 @@ class Forwarder:
                 client, _ = self.sock.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
+            upstream = self._upstream()
             self.conns += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, 0.0), daemon=True).start()
+            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, self.delay_s), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, delay_s: float) -> None:
+    def _up(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if self.refuse_options and data[4:8] == _STARTUP_V3 and b"\0options\0" in data:
+                    self.refused += 1
+                    src.sendall(b"E" + (len(_REFUSE_OPTIONS) + 4).to_bytes(4, "big") + _REFUSE_OPTIONS)
+                    src.shutdown(socket.SHUT_RDWR)
+                    dst.shutdown(socket.SHUT_RDWR)
+                    return
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def _pump(self, src: socket.socket, dst: socket.socket, delay_s: float) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
                 time.sleep(delay_s)
+                while self.frozen.is_set():
+                    time.sleep(0.02)
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        self.frozen.clear()
         self.sock.close()
         for conn in self.conns:
             conn.close()
+
+
+def upstream_of(url: str) -> tuple[str, int] | str:
+    """Where a PostgreSQL URL leads: (host, port), or the Unix socket path (pgserver's)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(url)
+    host, port = str(info.get("host") or "localhost"), int(info.get("port") or 5432)
+    return f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+
+
+@contextmanager
+def proxied(url: str, delay_s: float = 0.0, refuse_options: bool = False) -> Iterator[tuple[str, Forwarder]]:
+    """`url` rewritten to reach its server (TCP or Unix socket) through a Forwarder on 127.0.0.1."""
+    fwd = Forwarder(upstream_of(url), delay_s, refuse_options)
+    parts = urlsplit(url)
+    auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith(("host=", "port=")))
+    query = "&".join(filter(None, [query, "sslmode=disable", "gssencmode=disable"]))
+    try:
+        yield urlunsplit((parts.scheme, f"{auth}127.0.0.1:{fwd.port}", parts.path, query, "")), fwd
+    finally:
+        fwd.close()
 
 
 @contextmanager
@@ -261,13 +323,44 @@ def test_fast_server_round_trip_passes(lsr_url):
     assert ev.status is Status.PASS, ev.summary
     assert ev.observed["roundtrip_ms"] < 20 and "not an IOPS measurement" in ev.summary
     assert ev.observed["track_io_timing"] in ("on", "off")
+    assert ev.observed["round_trips_per_query"] == probes.ROUND_TRIPS_PER_QUERY == 1
 
 
 def test_slow_network_round_trip_warns(private_pg, private_lsr_url):
     with forwarded(private_lsr_url, private_pg.port, delay_s=0.03) as slow_url:
         ev = run("postgres.storage_latency", slow_url)
     assert ev.status is Status.WARN, ev.summary
-    assert ev.observed["roundtrip_ms"] > 20
+    # One round trip per query: the median query takes about the 30 ms the network adds, no more.
+    assert ev.observed["round_trips_per_query"] == 1
+    assert 20 < ev.observed["roundtrip_ms"] < 60, ev.observed
+
+
+def test_round_trip_is_measured_per_round_trip_behind_a_pooler_that_refuses_options(lsr_url):
+    with proxied(lsr_url, delay_s=0.03, refuse_options=True) as (slow_url, fwd):
+        ev = run("postgres.storage_latency", slow_url)
+    assert fwd.refused >= 1
+    # BEGIN, SET LOCAL, the statement and COMMIT: four delayed round trips per query, divided by four.
+    assert ev.observed["round_trips_per_query"] == 4
+    assert ev.observed["query_ms_median"] > 100, ev.observed
+    assert 20 < ev.observed["roundtrip_ms"] < 60, ev.observed
+    assert ev.status is Status.WARN, ev.summary
+
+
+def test_every_postgres_item_gets_a_verdict_over_a_slow_network(lsr_url):
+    """60 ms per round trip: the probes share a small pool, one round trip a query, within 5 s."""
+    items = [i for i in CATALOG.items if i.probe and i.probe.startswith("postgres.")]
+    with proxied(lsr_url, delay_s=0.06) as (slow_url, _):
+        clients = clients_for(slow_url)
+        started = time.monotonic()
+        try:
+            report = run_checks(CATALOG, clients, items=items, probe_timeout_s=5, deadline_s=30)
+        finally:
+            clients.close()
+        elapsed = time.monotonic() - started
+    assert len(items) == 10
+    unknown = {r.item.id: r.summary for r in report.results if r.status is Status.UNKNOWN}
+    assert not unknown, f"the server answered, yet: {unknown}"
+    assert elapsed < 5.5, f"the run took {elapsed:.1f} s"
 
 
 # --- postgres.backups -------------------------------------------------------------------------
@@ -369,6 +462,23 @@ def test_steady_connections_pass(lsr_url):
     ev = run("postgres.connection_reuse", lsr_url, sample_seconds=0.5)
     assert ev.status is Status.PASS, ev.summary
     assert ev.observed["new_sessions_per_s"] < 1
+
+
+def test_lsreadys_own_pooled_connections_are_not_counted_as_client_backends(lsr_url, admin):
+    clients = clients_for(lsr_url)
+    try:
+        pg = clients.postgres
+        own = pg.backend_pids()
+        assert len(own) == 3
+        ages = probes.backend_ages(pg)
+        others = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            " AND backend_start IS NOT NULL AND pid <> ALL(%s)",
+            [own],
+        ).fetchone()[0]
+    finally:
+        clients.close()
+    assert len(ages) == others
 
 
 def test_per_request_connections_during_the_sample_fail(lsr_url, postgres_url):

@@ -151,3 +151,33 @@ def test_attestation_settles_a_probe_that_asks_for_a_person_but_never_masks_evid
     assert run_checks(catalog, clients, attestations=att).results[0].status is Status.ATTESTED
     verdict["status"] = Status.FAIL
     assert run_checks(catalog, clients, attestations=att).results[0].status is Status.FAIL
+
+
+def test_a_probe_that_fails_with_its_own_socket_timeout_is_reported_with_that_reason(blackhole):
+    import socket
+
+    def own_timeout(clients, params):
+        # A socket read that times out raises TimeoutError("timed out") (socket.timeout is an alias).
+        with socket.create_connection(("127.0.0.1", blackhole.port), timeout=0.3) as sock:
+            sock.recv(1)
+
+    catalog = Catalog(items=(_item("a.sock", probe="sock"),), probes={"sock": own_timeout})
+    started = time.monotonic()
+    report = run_checks(catalog, Clients("t", TargetConfig()), probe_timeout_s=5)
+    assert time.monotonic() - started < 2
+    result = report.results[0]
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "Could not tell: TimeoutError: timed out", result.summary
+
+
+def test_a_measurement_that_fails_with_its_own_socket_timeout_keeps_its_reason_in_triage():
+    from concurrent.futures import Future
+
+    from runbooks.triage import _evidence
+
+    own: Future = Future()
+    own.set_exception(TimeoutError("timed out"))  # what a socket read that timed out raises
+    assert _evidence(own, 5).summary == "Could not tell: TimeoutError: timed out"
+    waited: Future = Future()
+    waited.set_exception(TimeoutError())  # a reading it waited for did not come in time
+    assert _evidence(waited, 5).summary == "No answer within 5 s; the backend is slow or unreachable."

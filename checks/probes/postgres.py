@@ -1,7 +1,7 @@
 """PostgreSQL probes: LangSmith's metadata store, latency-sensitive and connection-bound.
 
-Every query is a SELECT (or a SHOW-like `current_setting`) in the session's read-only
-transaction, and works for a role that has only `pg_monitor` and CONNECT
+Every query is a SELECT (or a SHOW-like `current_setting`) in lsready's read-only session
+(checks.clients.PostgresSession), and works for a role that has only `pg_monitor` and CONNECT
 (deploy/grants/postgres.sql). A missing privilege raises, and the runner reports it as unknown.
 """
 
@@ -49,8 +49,10 @@ SETTING_PROVIDERS = (
     ("azure.", "Azure Database for PostgreSQL"),
 )
 POOLER_PORT = 6432  # PgBouncer's default, also Azure Flexible Server's built-in PgBouncer
-# A read-only transaction through PostgresSession is BEGIN, SET LOCAL, the statement and COMMIT.
-ROUND_TRIPS_PER_QUERY = 4
+# A query through PostgresSession is one round trip: the session is read-only with a statement
+# timeout from its startup options. Behind a pooler that refuses them it is four (BEGIN, SET LOCAL,
+# the statement, COMMIT); storage_latency divides by the session's own `round_trips_per_query`.
+ROUND_TRIPS_PER_QUERY = 1
 
 
 # --- Where the server runs ----------------------------------------------------------------------
@@ -325,13 +327,14 @@ def storage_latency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         pg.query("SELECT 1")
         times.append((time.perf_counter() - t0) * 1000)
     query_ms = statistics.median(times)
-    roundtrip_ms = query_ms / ROUND_TRIPS_PER_QUERY
+    trips = getattr(pg, "round_trips_per_query", ROUND_TRIPS_PER_QUERY)
+    roundtrip_ms = query_ms / trips
     observed: dict[str, Any] = {
         "roundtrip_ms": round(roundtrip_ms, 2),
         "query_ms_median": round(query_ms, 2),
         "query_ms_min": round(min(times), 2),
         "query_ms_max": round(max(times), 2),
-        "round_trips_per_query": ROUND_TRIPS_PER_QUERY,
+        "round_trips_per_query": trips,
         **io_timing(pg),
     }
     warn_ms = params["roundtrip_warn_ms"]
@@ -340,7 +343,7 @@ def storage_latency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     sync_note = f", checkpoint fsync averages {sync:.0f} ms" if sync is not None else ""
     summary = (
         f"PostgreSQL answers a trivial query in {roundtrip_ms:.2f} ms per round trip (median of "
-        f"{len(times)} read-only transactions){sync_note}; warn above {warn_ms} ms, and this is latency "
+        f"{len(times)} read-only queries){sync_note}; warn above {warn_ms} ms, and this is latency "
         "evidence, not an IOPS measurement."
     )
     return Evidence(status, summary, observed, {"roundtrip_warn_ms": warn_ms})
@@ -674,10 +677,12 @@ def _session_count(pg: PostgresSession) -> dict[str, Any]:
 
 
 def backend_ages(pg: PostgresSession) -> list[float]:
-    """Age in seconds of every client backend but ours."""
+    """Age in seconds of every client backend but ours (the session holds a few connections)."""
     rows = pg.query(
         "SELECT extract(epoch FROM now() - backend_start)::float AS age FROM pg_stat_activity"
-        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND backend_start IS NOT NULL"
+        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> ALL(%s::int[])"
+        " AND backend_start IS NOT NULL",
+        [pg.backend_pids()],
     )
     return [r["age"] for r in rows]
 
