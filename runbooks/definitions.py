@@ -30,6 +30,7 @@ THRESHOLDS: dict[str, Any] = {
     "queue_sample_keys": FromCatalog("redis.monitored", "sample_keys"),
     "concurrency_warn": FromCatalog("clickhouse.concurrency", "warn_queries"),
     "concurrency_fail": FromCatalog("clickhouse.concurrency", "fail_queries"),
+    # Disk fill fails the ClickHouse signal only at the fail ratio; past warn it is a capacity note.
     "disk_warn_ratio": FromCatalog("clickhouse.disk_usage", "warn_ratio"),
     "disk_fail_ratio": FromCatalog("clickhouse.disk_usage", "fail_ratio"),
     "delay_warn_s": FromCatalog("ops.alerts", "ingestion_delay_p95_s"),
@@ -43,7 +44,7 @@ THRESHOLDS: dict[str, Any] = {
     "stuck_mutation_minutes": 30,
     "delay_fail_s": 300,
     "delay_window_minutes": 15,
-    "delay_max_rows": 5_000_000,  # ClickHouse stops reading runs after this many rows
+    "delay_max_rows": 5_000_000,  # rows of the freshest runs parts read; past it the delay is a sample
 }
 
 _TITLES = {

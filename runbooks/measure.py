@@ -26,6 +26,7 @@ from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes.clickhouse import (
     disk_usage_by_replica,
+    grade_ingestion_delay,
     grade_part_pressure,
     ingestion_delay,
     io_counters,
@@ -308,7 +309,12 @@ def _movement(f: QueueFlow) -> str:
 
 
 def clickhouse_load(readings: Readings, p: Mapping[str, Any]) -> Evidence:
-    """Running queries per replica and disk use against their limits; disk I/O rates over the sample."""
+    """Running queries per replica against their limits; disk use and disk I/O rates beside them.
+
+    The status is load evidence: concurrency, or a disk past its fail ratio (ClickHouse stops merges
+    and refuses inserts as it fills). A disk past only its warn ratio is a capacity note in the
+    summary: it does not make an idle ClickHouse the bottleneck of a backlog.
+    """
     running = readings.value("clickhouse.running")
     host, busiest = max(running.items(), key=lambda kv: kv[1], default=("", 0))
     warn_q, fail_q = float(p["concurrency_warn"]), float(p["concurrency_fail"])
@@ -325,6 +331,7 @@ def clickhouse_load(readings: Readings, p: Mapping[str, Any]) -> Evidence:
 
 
 def _disk(readings: Readings, p: Mapping[str, Any], observed: dict[str, Any]) -> tuple[Status, str]:
+    """(FAIL at the fail ratio, else PASS; the phrase). Past the warn ratio is a capacity note only."""
     try:
         disks = readings.value("clickhouse.disks")
     except Exception as exc:  # disk use is one part of the step; the concurrency verdict stands
@@ -335,10 +342,15 @@ def _disk(readings: Readings, p: Mapping[str, Any], observed: dict[str, Any]) ->
         return Status.PASS, "no local disk (object storage only)"
     top = disks[0]
     warn_r, fail_r = float(p["disk_warn_ratio"]), float(p["disk_fail_ratio"])
-    return grade_high(top.used_ratio, warn_r, fail_r), (
-        f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full "
-        f"(warn {pct(warn_r)}, fail {pct(fail_r)})"
-    )
+    graded = grade_high(top.used_ratio, warn_r, fail_r)
+    where = f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full"
+    limits = f"(warn {pct(warn_r)}, fail {pct(fail_r)})"
+    if graded is Status.FAIL:
+        return Status.FAIL, f"{where} {limits}: merges and inserts stop as it fills"
+    if graded is Status.WARN:
+        observed["disk_capacity_warning"] = True
+        return Status.PASS, f"{where} {limits}: plan capacity (a capacity signal, not load)"
+    return Status.PASS, f"{where} {limits}"
 
 
 def _io_rates(readings: Readings, p: Mapping[str, Any], observed: dict[str, Any]) -> str:
@@ -378,23 +390,9 @@ def delay(readings: Readings, p: Mapping[str, Any]) -> Evidence:
     d = readings.value("clickhouse.delay")
     warn_s, fail_s = float(p["delay_warn_s"]), float(p["delay_fail_s"])
     threshold = {"delay_warn_s": warn_s, "delay_fail_s": fail_s}
-    if d["p95_s"] is None:
-        # Not a low delay and not a high one: the diagnosis must not read it as either.
-        return Evidence(
-            Status.UNKNOWN,
-            f"No runs were inserted into {d['table']} in the last {d['window_minutes']} min, so the "
-            "ingestion delay cannot be measured; runs are not reaching ClickHouse at all.",
-            d,
-            threshold,
-        )
-    return Evidence(
-        grade_high(d["p95_s"], warn_s, fail_s),
-        f"Ingestion delay ({d['source']}) of {d['rows']} runs inserted into {d['table']} over the last "
-        f"{d['window_minutes']} min: p50 {d['p50_s']:g} s, p95 {d['p95_s']:g} s, max {d['max_s']:g} s "
-        f"(warn {warn_s:g} s, fail {fail_s:g} s).",
-        d,
-        threshold,
-    )
+    # No runs read is neither a low delay nor a high one: the diagnosis must not read it as either.
+    status, text = grade_ingestion_delay(d, warn_s, fail_s, none_inserted=Status.UNKNOWN)
+    return Evidence(status, text, d, threshold)
 
 
 # --- Evidence snapshot ---------------------------------------------------------------------------

@@ -302,8 +302,21 @@ def test_tenant_volume_is_manual_and_ranks_only_the_last_day(langsmith):
     tenants = [t["tenant_id"] for t in ev.observed["top_tenants"]]
     assert len(tenants) == 3 and not any(t.endswith("09") for t in tenants)
     assert sum(t["runs"] for t in ev.observed["top_tenants"]) == 2000 and not ev.observed["sampled"]
+    assert ev.observed["parts"]["complete"] and "sample" not in ev.summary
+
+
+def test_tenant_volume_over_its_row_limit_says_it_ranks_a_sample_of_the_freshest_parts(langsmith):
+    url, admin, db = langsmith
+    admin.command(f"SYSTEM STOP MERGES `{db}`.runs")
+    _insert_runs(admin, db, tenant=7, rows=50, age_s=10, delay_s=1)  # a small, fresh insert
     capped = _run("clickhouse.tenant_volume", _clients(url), max_rows=100)
-    assert capped.observed["sampled"] and "from the first" in capped.summary
+    assert capped.observed["sampled"] and capped.observed["runs_counted"] == 50
+    assert [t["tenant_id"][-2:] for t in capped.observed["top_tenants"]] == ["07"]
+    assert "in a sample of" in capped.summary and "not the whole window" in capped.summary
+    assert "the 1 smallest of 2 parts, 50 of 2050 rows" in capped.summary
+    # Smaller than every part: nothing can be read within the limit, and it says so.
+    with pytest.raises(chp.ReadLimitHit, match="larger than the read limit of 10 rows"):
+        _run("clickhouse.tenant_volume", _clients(url), max_rows=10)
 
 
 def test_tenant_volume_without_runs_table_is_unknown(clickhouse):
@@ -317,7 +330,7 @@ def test_ingestion_delay_measures_trace_first_received_to_inserted(langsmith):
     clients = _clients(url)
     d = chp.ingestion_delay(clients.clickhouse, window_minutes=15)
     # build_clickhouse inserts each run 200-999 ms after it was received.
-    assert d["source"] == "inserted_at - trace_first_received_at" and d["time_column"] == "start_time"
+    assert d["source"] == "inserted_at - trace_first_received_at" and d["complete"]
     assert d["rows"] > 0 and 0.2 <= d["p50_s"] <= d["p95_s"] < 1.0
     assert chp.ingestion_delay_probe(clients, {}).status is Status.PASS
     _insert_runs(admin, db, tenant=4, rows=20_000, age_s=30, delay_s=120)  # a backlog: 2 min late
@@ -330,6 +343,79 @@ def test_ingestion_delay_prefers_received_at_when_runs_has_it(langsmith):
     admin.command(f"ALTER TABLE `{db}`.runs ADD COLUMN received_at Nullable(DateTime64(6, 'UTC'))")
     d = chp.ingestion_delay(_clients(url).clickhouse)
     assert d["source"] == "inserted_at - received_at" and d["rows"] == 0  # no row has it yet
+    assert d["complete"]  # every part written in the window was read: none has it, provably
+
+
+def _partition_with_history(admin: Any, db: str) -> None:
+    """The reviewer's case: 300k runs inserted 50 min ago and 2000 fresh ones, one day's partition."""
+    build_clickhouse(admin, db, runs=0)
+    admin.command(f"SYSTEM STOP MERGES `{db}`.runs")  # keep the two parts apart
+    _insert_runs(admin, db, tenant=1, rows=300_000, age_s=3000, delay_s=1)
+    _insert_runs(admin, db, tenant=2, rows=2000, age_s=60, delay_s=60)
+
+
+def test_ingestion_delay_under_a_small_row_limit_is_right_or_says_it_is_a_sample(clickhouse):
+    url, admin, db = clickhouse
+    _partition_with_history(admin, db)
+    clients = _clients(url)
+    full = chp.ingestion_delay(clients.clickhouse, max_rows=1_000_000)
+    assert (full["rows"], full["p95_s"], full["complete"]) == (2000, 60.0, True)
+    # A 50k-row limit: the old 'break' read spent it on the 300k older rows and saw nothing.
+    capped = chp.ingestion_delay(clients.clickhouse, max_rows=50_000)
+    assert (capped["rows"], capped["p95_s"]) == (2000, 60.0)
+    assert capped["sampled"] and capped["parts"] == {
+        "parts_read": 1,
+        "parts_total": 2,
+        "rows_in_parts_read": 2000,
+        "rows_in_parts_total": 302_000,
+        "max_rows": 50_000,
+        "complete": False,
+    }
+    ev = chp.ingestion_delay_probe(clients, {"max_rows": 50_000})
+    assert ev.status is Status.WARN and "p95 60 s" in ev.summary
+    assert "a sample of the freshest inserts: the 1 smallest of 2 parts" in ev.summary
+    assert "No runs" not in ev.summary and "not reaching" not in ev.summary
+    # A limit below every part: nothing is read, and that is an error, not "no runs".
+    with pytest.raises(chp.ReadLimitHit, match="larger than the read limit of 1000 rows"):
+        chp.ingestion_delay(clients.clickhouse, max_rows=1000)
+
+
+def test_no_runs_in_a_complete_read_warns_and_in_a_partial_read_is_unknown(clickhouse):
+    url, admin, db = clickhouse
+    build_clickhouse(admin, db, runs=0)
+    admin.command(f"SYSTEM STOP MERGES `{db}`.runs")
+    clients = _clients(url)
+    _insert_runs(admin, db, tenant=2, rows=50, age_s=3000, delay_s=1)  # written now, inserted_at old
+    none = chp.ingestion_delay_probe(clients, {"max_rows": 1000})
+    assert none.status is Status.WARN and none.observed["complete"] and none.observed["rows"] == 0
+    assert (
+        "No runs were inserted" in none.summary and "every part written in that time was read" in none.summary
+    )
+    _insert_runs(admin, db, tenant=1, rows=300, age_s=30, delay_s=5)  # fresh runs, in a bigger part
+    partial = chp.ingestion_delay_probe(clients, {"max_rows": 100})  # reads only the 50-row part
+    assert partial.status is Status.UNKNOWN and partial.observed["rows"] == 0
+    assert "this does not mean no runs arrived" in partial.summary
+    assert "No runs were inserted" not in partial.summary and "not reaching" not in partial.summary
+    whole = chp.ingestion_delay_probe(clients, {"max_rows": 1000})
+    assert whole.status is Status.PASS and whole.observed["rows"] == 300 and whole.observed["p95_s"] == 5
+
+
+def test_a_server_that_does_not_prune_parts_is_a_read_limit_not_an_empty_answer(langsmith, monkeypatch):
+    url, _, _ = langsmith
+    clients = _clients(url)
+    original = type(clients.clickhouse).query
+
+    def query(self: Any, probe: str, sql: str, parameters: Any = None) -> Any:
+        if "_part IN (SELECT arrayJoin(chosen))" in sql:
+            assert "read_overflow_mode = 'throw'" in sql
+            raise RuntimeError(
+                "Code: 158. DB::Exception: Limit for rows or bytes to read exceeded (TOO_MANY_ROWS)"
+            )
+        return original(self, probe, sql, parameters)
+
+    monkeypatch.setattr(type(clients.clickhouse), "query", query)
+    with pytest.raises(chp.ReadLimitHit, match="would pass the read limit of 5000000 rows"):
+        chp.ingestion_delay_probe(clients, {})
 
 
 # --- Every probe, and no writes ------------------------------------------------------------------
@@ -630,8 +716,9 @@ def test_permissions_pass_warn_on_row_policy_and_fail_on_missing_privileges(serv
 
 def test_tenant_volume_reads_only_recent_partitions(server):
     assert server["admin"]["tenant_volume"]["status"] == "manual"
-    # 500 recent runs and 5000 three days old: the time filter on the partition key skips the old ones.
-    assert 0 < server["admin"]["tenant_volume_read_rows"] <= 500
+    # 500 recent runs and 5000 three days old: the part choice and the time filter skip the old ones
+    # (the few rows on top are system.parts, read to choose the parts).
+    assert 500 <= server["admin"]["tenant_volume_read_rows"] <= 500 + 10
 
 
 def test_every_probe_runs_as_the_lsready_user_with_only_the_shipped_grants(server):

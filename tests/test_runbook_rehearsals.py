@@ -1,7 +1,8 @@
 """Runbook rehearsals: given step results, the engine takes this path and reaches this diagnosis.
 
 The cases are data in tests/rehearsals/<runbook>.yaml; the coverage tests make sure every
-transition of every runbook and every rule is rehearsed at least once.
+transition of every runbook and every rule is rehearsed at least once. A step's result is a
+status, or `{measured: {<reading>: <value>}}`: the step's real measurement grades those readings.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from checks.errors import LsreadyError
 from checks.model import Status
+from checks.probes.clickhouse import DiskUse
+from checks.registry import load_catalog
 from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS, THRESHOLDS
 from runbooks.engine import RunbookError, diagnose, validate, walk
 from runbooks.measure import MEASURES
@@ -36,11 +40,33 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
 CASES = _cases()
 
 
-def _results(book: Runbook, statuses: dict[str, str]) -> dict[str, StepResult]:
-    return {
-        sid: StepResult(sid, book.step(sid).title, Status(st), f"{sid} measured {st}", {}, AT, 0.1)
-        for sid, st in statuses.items()
-    }
+class _Readings:
+    """Made-up readings for a step's real measurement (runbooks.measure); no second sample."""
+
+    TYPES: dict[str, Any] = {"clickhouse.disks": lambda disks: [DiskUse(**d) for d in disks]}
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = {k: self.TYPES.get(k, lambda v: v)(v) for k, v in values.items()}
+
+    def value(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str) -> dict[str, Any]:
+        raise LsreadyError(f"{name} is not part of this rehearsal")
+
+
+def _result(book: Runbook, sid: str, given: str | dict[str, Any]) -> StepResult:
+    """A step's result: a status as given, or what its measurement makes of `measured:` readings."""
+    title = book.step(sid).title
+    if isinstance(given, str):
+        return StepResult(sid, title, Status(given), f"{sid} measured {given}", {}, AT, 0.1)
+    params = {**resolve_thresholds(book, load_catalog()), "sample_interval_s": 0}
+    ev = MEASURES[book.step(sid).measure].fn(_Readings(given["measured"]), params)
+    return StepResult(sid, title, ev.status, ev.summary, dict(ev.observed), AT, 0.1)
+
+
+def _results(book: Runbook, given: dict[str, str | dict[str, Any]]) -> dict[str, StepResult]:
+    return {sid: _result(book, sid, value) for sid, value in given.items()}
 
 
 def _edges(book: Runbook) -> set[tuple[str, str]]:
@@ -65,6 +91,8 @@ def test_rehearsal(runbook: str, case: dict[str, Any]) -> None:
     assert [r.step_id for r in path] == case["path"]
     diagnosis = diagnose(book, path)
     assert (diagnosis.kind.value, diagnosis.rule) == (case["diagnosis"], case["rule"])
+    for text in case.get("reasons_mention", []):
+        assert any(text in r for r in diagnosis.reasons), (text, diagnosis.reasons)
 
 
 def test_every_transition_of_every_runbook_is_rehearsed() -> None:
@@ -86,8 +114,6 @@ def test_every_runbook_has_rehearsals_and_no_rehearsal_names_an_unknown_runbook(
 
 
 def test_definitions_are_consistent_and_their_catalog_thresholds_exist() -> None:
-    from checks.registry import load_catalog
-
     catalog = load_catalog()
     for book in RUNBOOKS.values():
         validate(book, list(MEASURES), list(SIGNALS))
@@ -97,8 +123,6 @@ def test_definitions_are_consistent_and_their_catalog_thresholds_exist() -> None
 
 
 def test_config_threshold_overrides_reach_the_runbooks() -> None:
-    from checks.registry import load_catalog
-
     catalog = load_catalog(
         thresholds={"redis.monitored": {"queue_warn": 5}, "ops.alerts": {"ingestion_delay_p95_s": 9}}
     )

@@ -15,10 +15,13 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 from checks.clients import ClickHouseSession
+from checks.errors import LsreadyError
 from checks.model import Status
+from checks.probes.clickhouse import DiskUse
 from conftest import make_config
 from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, SCENARIOS, Stage, play
 from runbooks.demo.schema import build_clickhouse
+from runbooks.measure import clickhouse_load, delay
 from runbooks.model import DiagnosisKind, StepResult
 from runbooks.triage import UnknownRunbook, triage
 
@@ -158,15 +161,106 @@ def recorded_sql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield sent
 
 
-def test_reads_of_runs_are_bounded_by_its_time_key_and_a_row_cap(
+def test_reads_of_runs_are_bounded_by_freshly_written_parts_and_a_row_cap_that_throws(
     stage: Stage, clickhouse: Any, redis_url: str, recorded_sql: list[str]
 ) -> None:
     with play("healthy", stage):
-        triage(_config(clickhouse[0], redis_url), runbook="ingestion-delay", sample_interval_s=SAMPLE_S)
+        result = triage(
+            _config(clickhouse[0], redis_url), runbook="ingestion-delay", sample_interval_s=SAMPLE_S
+        )
     on_runs = [q for q in recorded_sql if ".`runs`" in q or ".runs " in q]
     assert on_runs, recorded_sql
     for sql in on_runs:
-        assert "`start_time` >= now() - toInterval" in sql and "max_rows_to_read" in sql
+        assert (
+            "_part IN (SELECT arrayJoin(chosen))" in sql and "modification_time >= now() - toInterval" in sql
+        )
+        assert "max_rows_to_read" in sql and "read_overflow_mode = 'throw'" in sql
+        assert "'break'" not in sql  # a read cut short must never pass for a complete one
+    delay = result.steps[0]
+    assert delay.step_id == "ingestion-delay" and delay.evidence["complete"] and delay.evidence["rows"] > 0
+
+
+# --- Measurements on made-up readings ------------------------------------------------------------
+
+
+class _Readings:
+    """Stands in for runbooks.measure.Readings: fixed values, and no second disk I/O sample."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def value(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str) -> dict[str, Any]:
+        raise LsreadyError(f"{name} is not part of this test")
+
+
+def _params() -> dict[str, Any]:
+    from checks.registry import load_catalog
+    from runbooks.definitions import RUNBOOKS
+    from runbooks.triage import resolve_thresholds
+
+    return {**resolve_thresholds(RUNBOOKS["trace-visibility"], load_catalog()), "sample_interval_s": 0}
+
+
+def _disk(ratio: float) -> DiskUse:
+    return DiskUse("ch-0", "default", "/var/lib/clickhouse/", ratio, int(ratio * 100), 100)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "status", "says"),
+    [
+        (0.50, Status.PASS, "is 50% full (warn 70%, fail 85%)"),
+        (0.78, Status.PASS, "is 78% full (warn 70%, fail 85%): plan capacity (a capacity signal, not load)"),
+        (0.90, Status.FAIL, "is 90% full (warn 70%, fail 85%): merges and inserts stop as it fills"),
+    ],
+)
+def test_disk_fill_is_load_only_at_its_fail_ratio(ratio: float, status: Status, says: str) -> None:
+    readings = _Readings({"clickhouse.running": {"ch-0": 0}, "clickhouse.disks": [_disk(ratio)]})
+    ev = clickhouse_load(readings, _params())
+    assert ev.status is status and says in ev.summary
+    assert "ClickHouse is running 0 other queries" in ev.summary
+
+
+def test_busy_clickhouse_is_strained_whatever_its_disk() -> None:
+    p = _params()
+    readings = _Readings({"clickhouse.running": {"ch-0": int(p["concurrency_warn"])}, "clickhouse.disks": []})
+    assert clickhouse_load(readings, p).status is Status.WARN
+
+
+def _delay_reading(rows: int, parts_read: int, parts_total: int, p95: float | None) -> dict[str, Any]:
+    return {
+        "table": "default.runs",
+        "source": "inserted_at - trace_first_received_at",
+        "window_minutes": 15,
+        "rows": rows,
+        "complete": parts_read == parts_total,
+        "sampled": parts_read != parts_total,
+        "parts": {
+            "parts_read": parts_read,
+            "parts_total": parts_total,
+            "rows_in_parts_read": 50_000,
+            "rows_in_parts_total": 300_000 if parts_read != parts_total else 50_000,
+            "max_rows": 50_000,
+            "complete": parts_read == parts_total,
+        },
+        "p50_s": p95,
+        "p95_s": p95,
+        "max_s": p95,
+    }
+
+
+def test_delay_step_never_says_runs_do_not_reach_clickhouse_from_a_limited_read() -> None:
+    partial = delay(_Readings({"clickhouse.delay": _delay_reading(0, 3, 40, None)}), _params())
+    assert partial.status is Status.UNKNOWN
+    assert "the 3 smallest of 40 parts, 50000 of 300000 rows" in partial.summary
+    assert "this does not mean no runs arrived" in partial.summary and "not reaching" not in partial.summary
+    # Every part written in the window read and still none: provably no inserts, still no delay value.
+    none = delay(_Readings({"clickhouse.delay": _delay_reading(0, 4, 4, None)}), _params())
+    assert none.status is Status.UNKNOWN and "if traces are being sent, they are not reaching" in none.summary
+    sample = delay(_Readings({"clickhouse.delay": _delay_reading(900, 3, 40, 400.0)}), _params())
+    assert sample.status is Status.FAIL and "a sample of the freshest inserts" in sample.summary
 
 
 def test_cli_triage_prints_the_json_shape_and_exits_by_diagnosis(

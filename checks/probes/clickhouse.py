@@ -54,6 +54,7 @@ INGESTION_DELAY_DEFAULTS: dict[str, Any] = {
     "window_minutes": 15,
     "ingestion_delay_p95_s": 60,
     "ingestion_delay_p95_fail_s": 300,
+    "max_rows": 5_000_000,
 }
 
 
@@ -1334,6 +1335,56 @@ def timeouts_not_masking(clients: Clients, params: Mapping[str, Any]) -> Evidenc
 
 
 # --- Runs table: time key, tenant volume (item 56) and ingestion delay ---------------------------
+#
+# `runs` is big (a day of runs can be billions) and its sort key is LangSmith's, discovered at run
+# time. `max_rows_to_read` with read_overflow_mode = 'break' would stop after N rows *read*, in no
+# guaranteed order, so a time filter inside a day's partition can spend the whole budget on older
+# rows and return nothing, silently. Instead, one query first picks, from system.parts on the same
+# server, the active parts of runs that can hold the rows asked for, smallest first (fresh inserts
+# come before big merged parts), as many as fit the row limit, and reads only those
+# (`_part IN (...)` prunes parts before anything is read). The query returns how many of the
+# candidate parts it read, so a result is either complete or says it is a sample. The limit is
+# also enforced with read_overflow_mode = 'throw': a server that did not prune answers
+# TOO_MANY_ROWS, which becomes a "read limit hit" reason, never an empty answer.
+
+TOO_MANY_ROWS = 158
+# Rows of system.parts the part choice itself reads, allowed on top of the runs rows.
+PARTS_READ_HEADROOM = 100_000
+# A part holding a run inserted at T was written at or after T; this allows for clock skew.
+WRITE_SKEW_MINUTES = 5
+
+
+class ReadLimitHit(LsreadyError):
+    """A bounded read of runs would pass its row limit; the message says how to narrow it."""
+
+
+@dataclass(frozen=True)
+class PartsRead:
+    """Which candidate parts of runs a bounded read covered: all of them (complete) or a sample."""
+
+    parts_read: int
+    parts_total: int
+    rows_in_parts_read: int  # the most ClickHouse read from runs
+    rows_in_parts_total: int
+    max_rows: int
+
+    @property
+    def complete(self) -> bool:
+        return self.parts_read == self.parts_total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "complete": self.complete}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PartsRead:
+        return cls(**{f: int(data[f]) for f in cls.__dataclass_fields__})
+
+    def describe(self) -> str:
+        """'the 3 smallest of 40 parts, 12000 of 9800000 rows, as the read is limited to 5000000 rows'."""
+        return (
+            f"the {self.parts_read} smallest of {self.parts_total} parts, {self.rows_in_parts_read} of "
+            f"{self.rows_in_parts_total} rows, as the read is limited to {self.max_rows} rows"
+        )
 
 
 def _runs_columns(ch: ClickHouseSession, probe: str) -> list[dict[str, Any]]:
@@ -1354,6 +1405,24 @@ def _runs_columns(ch: ClickHouseSession, probe: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _require_merge_tree(ch: ClickHouseSession, probe: str) -> None:
+    """The bounded reads pick parts of runs; a table without parts cannot be read that way."""
+    rows = _rows(
+        ch,
+        probe,
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'runs' LIMIT 1",
+        {"db": ch.database},
+        reads="system.tables",
+        purpose="find the runs table's engine",
+    )
+    engine = str(rows[0]["engine"]) if rows else ""
+    if "MergeTree" not in engine:
+        raise LsreadyError(
+            f"{ch.database}.runs is a {engine or 'missing'} table, not a MergeTree one; lsready bounds its "
+            "reads of runs by MergeTree parts and will not scan it unbounded"
+        )
+
+
 def runs_time_key(columns: Sequence[Mapping[str, Any]]) -> str:
     """The DateTime column of runs' partition key (else its sort key), so a time filter prunes reads."""
     timed = [c for c in columns if "DateTime" in str(c["type"])]
@@ -1366,34 +1435,125 @@ def runs_time_key(columns: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
+def _bounded_runs_read(
+    ch: ClickHouseSession,
+    probe: str,
+    *,
+    select: str,
+    where: str,
+    params: Mapping[str, Any],
+    max_rows: int,
+    started_minutes: int,
+    written_minutes: int | None = None,
+    group: tuple[str, str] | None = None,
+    narrow: str,
+    purpose: str,
+) -> tuple[dict[str, Any], PartsRead]:
+    """One aggregate row over the chosen parts of runs, and which parts those were.
+
+    Candidate parts hold runs that started in the last `started_minutes` (by the partition key's
+    min/max time in system.parts; every part counts when the partition key has no time) and, with
+    `written_minutes`, were written in that time. `select` aggregates the rows of runs matching
+    `where`; with `group` = (columns, key), it aggregates the rows of `SELECT columns ... GROUP BY
+    key` instead.
+    """
+    written = (
+        f"AND modification_time >= now() - toIntervalMinute({int(written_minutes) + WRITE_SKEW_MINUTES}) "
+        if written_minutes is not None
+        else ""
+    )
+    since = f"now() - toIntervalMinute({int(started_minutes)})"
+    plan = (
+        "WITH (SELECT groupArray((name, rows, upto)) FROM (SELECT name, rows, sum(rows) OVER (ORDER BY rows, "
+        "modification_time DESC, name ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS upto "
+        "FROM system.parts WHERE database = {db:String} AND table = 'runs' AND active "
+        f"{written}AND (max_time >= {since} OR max_date >= toDate({since}) "
+        "OR (toUnixTimestamp(max_time) = 0 AND max_date = toDate(0))))) AS plan, "
+        f"arrayFilter(p -> p.3 <= {int(max_rows)}, plan) AS picked, "
+        "arrayMap(p -> p.1, picked) AS chosen "
+    )
+    parts = (
+        "length(plan) AS parts_total, length(picked) AS parts_read, "
+        "arraySum(p -> p.2, plan) AS part_rows_total, arraySum(p -> p.2, picked) AS part_rows_read"
+    )
+    runs = f"{_table(ch, 'runs')} WHERE _part IN (SELECT arrayJoin(chosen)) AND {where}"
+    source = f"(SELECT {group[0]} FROM {runs} GROUP BY {group[1]})" if group else runs
+    sql = (
+        f"{plan}SELECT {select}, {parts} FROM {source} "
+        f"SETTINGS max_rows_to_read = {int(max_rows) + PARTS_READ_HEADROOM}, read_overflow_mode = 'throw'"
+    )
+    try:
+        row = _rows(
+            ch, probe, sql, {"db": ch.database, **params}, reads=f"{ch.database}.runs", purpose=purpose
+        )[0]
+    except Exception as exc:
+        if error_code(exc) == TOO_MANY_ROWS:
+            raise ReadLimitHit(
+                f"reading {ch.database}.runs would pass the read limit of {max_rows} rows (this server did "
+                f"not prune its parts), so nothing was measured; {narrow}"
+            ) from exc
+        raise
+    read = PartsRead(
+        int(row.pop("parts_read")),
+        int(row.pop("parts_total")),
+        int(row.pop("part_rows_read")),
+        int(row.pop("part_rows_total")),
+        int(max_rows),
+    )
+    if read.parts_read == 0 and read.parts_total:
+        raise ReadLimitHit(
+            f"every part of {ch.database}.runs that can hold the runs asked for is larger than the read "
+            f"limit of {max_rows} rows ({read.parts_total} parts, {read.rows_in_parts_total} rows), so "
+            f"nothing was read; {narrow}"
+        )
+    return row, read
+
+
 def tenant_volume(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Evidence for a person: the workspaces (tenants) with the most runs over the window."""
     ch = clients.clickhouse
     hours, top, cap = int(params["window_hours"]), int(params["top"]), int(params["max_rows"])
     key = runs_time_key(_runs_columns(ch, "tenant_volume"))
-    # The read stops at `cap` rows (a day of runs can be billions): past it the ranking is a sample.
-    rows = _rows(
+    _require_merge_tree(ch, "tenant_volume")
+    row, read = _bounded_runs_read(
         ch,
         "tenant_volume",
-        "SELECT tenant, runs, total FROM (SELECT toString(tenant_id) AS tenant, count() AS runs, "
-        f"sum(runs) OVER () AS total FROM {_table(ch, 'runs')} "
-        f"WHERE {_ident(key)} >= now() - toIntervalHour({{h:UInt32}}) GROUP BY tenant) "
-        "ORDER BY runs DESC LIMIT {top:UInt32} "
-        "SETTINGS max_rows_to_read = {cap:UInt64}, read_overflow_mode = 'break'",
-        {"h": hours, "top": top, "cap": cap},
-        reads=f"{ch.database}.runs",
+        select="arraySlice(arraySort(t -> -t.2, groupArray((tenant, runs))), 1, {top:UInt32}) AS ranked, "
+        "sum(runs) AS total",
+        group=("toString(tenant_id) AS tenant, count() AS runs", "tenant"),
+        where=f"{_ident(key)} >= now() - toIntervalHour({{h:UInt32}})",
+        params={"h": hours, "top": top},
+        max_rows=cap,
+        started_minutes=hours * 60,
+        narrow="lower window_hours or raise max_rows for clickhouse.tenant_volume",
         purpose="rank tenants by volume",
     )
-    tenants = [{"tenant_id": r["tenant"], "runs": int(r["runs"])} for r in rows]
-    counted = int(rows[0]["total"]) if rows else 0
-    observed = {"window_hours": hours, "time_column": key, "top_tenants": tenants, "runs_counted": counted}
-    observed["sampled"] = counted >= cap
-    if not tenants:
-        text = f"No runs in {ch.database}.runs over the last {hours} h; nothing to limit yet"
+    tenants = [{"tenant_id": str(t), "runs": int(n)} for t, n in row["ranked"]]
+    counted = int(row["total"])
+    observed = {
+        "window_hours": hours,
+        "time_column": key,
+        "top_tenants": tenants,
+        "runs_counted": counted,
+        "sampled": not read.complete,
+        "parts": read.to_dict(),
+    }
+    table = f"{ch.database}.runs"
+    if not tenants and read.complete:
+        text = f"No runs in {table} over the last {hours} h; nothing to limit yet"
+    elif not tenants:
+        text = (
+            f"No runs seen in the sample of {table} read for the last {hours} h ({read.describe()}); "
+            "the ranking is unknown"
+        )
     else:
         shown = ", ".join(f"{t['tenant_id']} ({t['runs']})" for t in tenants)
-        sample = f", from the first {counted} runs read" if observed["sampled"] else ""
-        where = f"{ch.database}.runs{sample}"
+        where = table
+        if not read.complete:
+            where = (
+                f"a sample of {table} ({counted} runs in {read.describe()}: the freshest inserts, not the "
+                "whole window)"
+            )
         text = f"Top {len(tenants)} tenants by runs over the last {hours} h in {where}: {shown}"
     return Evidence(
         Status.MANUAL,
@@ -1407,15 +1567,17 @@ def ingestion_delay(
     window_minutes: int = 15,
     *,
     max_rows: int = 5_000_000,
-    slack_minutes: int = 60,
+    slack_minutes: int = 360,
     probe: str = "ingestion_delay",
 ) -> dict[str, Any]:
     """P50/P95/max seconds from receipt to insert for runs inserted in the last `window_minutes`.
 
-    Uses `received_at` when runs has it, else `trace_first_received_at` (LangSmith's column). The
-    read is bounded by the partition / sort key time column (window plus `slack_minutes`, so a run
-    that started up to that long before it was received still counts) and by `max_rows`, after
-    which ClickHouse stops reading and the quantiles cover the rows read so far.
+    Uses `received_at` when runs has it, else `trace_first_received_at` (LangSmith's column). Only
+    parts written in the window (plus clock skew) can hold those runs, whatever the sort key, so
+    the read covers those parts, smallest first, up to `max_rows` rows. Parts whose runs all started
+    more than `slack_minutes` before the window are skipped (6 h: REDIS_RUNS_EXPIRY_SECONDS drops
+    queued runs older than that). `complete` is False when some of those parts were left unread;
+    the quantiles then describe the parts read (the freshest inserts), not every run.
     """
     columns = _runs_columns(ch, probe)
     names = {str(c["name"]) for c in columns}
@@ -1425,55 +1587,76 @@ def ingestion_delay(
             f"{ch.database}.runs has neither received_at nor trace_first_received_at beside inserted_at; "
             "cannot measure ingestion delay"
         )
-    key = runs_time_key(columns)
+    _require_merge_tree(ch, probe)
     delay = f"dateDiff('millisecond', {_ident(received)}, inserted_at) / 1000"
-    row = _rows(
+    row, read = _bounded_runs_read(
         ch,
         probe,
-        f"SELECT count() AS rows, quantiles(0.5, 0.95)({delay}) AS q, max({delay}) AS max_s "
-        f"FROM {_table(ch, 'runs')} WHERE {_ident(key)} >= now() - toIntervalMinute({{lookback:UInt32}}) "
-        f"AND inserted_at >= now() - toIntervalMinute({{w:UInt32}}) AND {_ident(received)} IS NOT NULL "
-        "SETTINGS max_rows_to_read = {cap:UInt64}, read_overflow_mode = 'break'",
-        {"lookback": window_minutes + slack_minutes, "w": window_minutes, "cap": max_rows},
-        reads=f"{ch.database}.runs",
+        select=f"count() AS rows, quantiles(0.5, 0.95)({delay}) AS q, max({delay}) AS max_s",
+        where=f"inserted_at >= now() - toIntervalMinute({{w:UInt32}}) AND {_ident(received)} IS NOT NULL",
+        params={"w": window_minutes},
+        max_rows=max_rows,
+        started_minutes=window_minutes + slack_minutes,
+        written_minutes=window_minutes,
+        narrow="shorten the window or raise the row limit (delay_window_minutes, delay_max_rows)",
         purpose="measure ingestion delay",
-    )[0]
+    )
     n = int(row["rows"])
     q = row["q"] if n else [None, None]
     return {
         "table": f"{ch.database}.runs",
         "source": f"inserted_at - {received}",
-        "time_column": key,
         "window_minutes": window_minutes,
         "rows": n,
-        "sampled": n >= max_rows,
+        "complete": read.complete,
+        "sampled": not read.complete,
+        "parts": read.to_dict(),
         "p50_s": round(float(q[0]), 3) if q[0] is not None else None,
         "p95_s": round(float(q[1]), 3) if q[1] is not None else None,
         "max_s": round(float(row["max_s"]), 3) if n else None,
     }
 
 
+def grade_ingestion_delay(
+    d: Mapping[str, Any], warn_s: float, fail_s: float, *, none_inserted: Status = Status.WARN
+) -> tuple[Status, str]:
+    """Grade an `ingestion_delay` reading; the checklist probe and the triage step both say it so.
+
+    No runs in a complete read is `none_inserted` (the checklist warns; triage, which must not read
+    it as a low or a high delay, passes UNKNOWN). No runs in a partial read proves nothing: UNKNOWN.
+    """
+    table, window = d["table"], d["window_minutes"]
+    sample = PartsRead.from_dict(d["parts"])
+    if d["p95_s"] is None and sample.complete:
+        return none_inserted, (
+            f"No runs were inserted into {table} in the last {window} min (every part written in that "
+            "time was read), so the ingestion delay cannot be measured; if traces are being sent, they "
+            "are not reaching ClickHouse."
+        )
+    if d["p95_s"] is None:
+        return Status.UNKNOWN, (
+            f"No runs seen in the part of {table} read for the last {window} min ({sample.describe()}), "
+            "so the ingestion delay was not measured; the read is limited, this does not mean no runs "
+            "arrived: shorten the window or raise the row limit."
+        )
+    text = (
+        f"Ingestion delay ({d['source']}) of {d['rows']} runs inserted into {table} over the last "
+        f"{window} min: p50 {d['p50_s']:g} s, p95 {d['p95_s']:g} s, max {d['max_s']:g} s "
+        f"(warn {warn_s:g} s, fail {fail_s:g} s)"
+    )
+    if not sample.complete:
+        text += f"; a sample of the freshest inserts: {sample.describe()}"
+    return grade_high(d["p95_s"], warn_s, fail_s), text + "."
+
+
 def ingestion_delay_probe(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """P95 ingestion delay (received -> inserted) of recent runs against warn/fail seconds."""
     p = {**INGESTION_DELAY_DEFAULTS, **params}
     warn_s, fail_s = float(p["ingestion_delay_p95_s"]), float(p["ingestion_delay_p95_fail_s"])
-    d = ingestion_delay(clients.clickhouse, int(p["window_minutes"]))
+    d = ingestion_delay(clients.clickhouse, int(p["window_minutes"]), max_rows=int(p["max_rows"]))
+    status, text = grade_ingestion_delay(d, warn_s, fail_s)
     threshold = {"ingestion_delay_p95_s": warn_s, "ingestion_delay_p95_fail_s": fail_s}
-    if d["p95_s"] is None:
-        return Evidence(
-            Status.WARN,
-            f"No runs were inserted into {d['table']} in the last {d['window_minutes']} min, so ingestion "
-            "delay cannot be measured; check that ingestion is flowing.",
-            d,
-            threshold,
-        )
-    return Evidence(
-        grade_high(d["p95_s"], warn_s, fail_s),
-        f"P95 ingestion delay ({d['source']}) of {d['rows']} runs in {d['table']} over the last "
-        f"{d['window_minutes']} min is {d['p95_s']:g} s (warn {warn_s:g} s, fail {fail_s:g} s).",
-        d,
-        threshold,
-    )
+    return Evidence(status, text, d, threshold)
 
 
 # --- Migrations: item 23 -------------------------------------------------------------------------
