@@ -1,6 +1,12 @@
 """Networking probes: limits on every hop in front of LangSmith, blob endpoint reachability, latency."""
 
+import datetime
 import socket
+import ssl
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from k8s_fake import FULLNAME, NS, Servers, chart_defaults, production, service
@@ -14,6 +20,8 @@ from checks.probes import network
 BODY = {"expected_payload_mb": 25}
 TIMEOUTS = {"min_read_timeout_s": 300}
 LATENCY = {"warn_ms": 50}
+# A silent server must not hold a test for long: service_latency waits timeout_s / 3 per stage.
+QUICK = 1
 
 
 @pytest.fixture
@@ -138,6 +146,126 @@ def test_missing_frontend_configmap_is_unknown_naming_it(servers):
         network.max_body_size(_clients(servers, objects), BODY)
 
 
+# -- silent and answering servers -----------------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no trust store knows."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lsready-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+class TlsServer:
+    """Completes TLS handshakes with an untrusted certificate; answers HTTP 403, or stays silent."""
+
+    def __init__(self, directory: Path, answer: bool) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(*_self_signed(directory))
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()  # the client gave up on the untrusted certificate
+            return
+        self.conns.append(tls)
+        if self.answer:
+            tls.recv(1024)
+            tls.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    servers: list[TlsServer] = []
+
+    def start(answer: bool) -> TlsServer:
+        servers.append(TlsServer(tmp_path, answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def unix_blackhole():
+    """A Unix socket that is listened on and never read: connects succeed, nothing ever answers."""
+    directory = Path(tempfile.mkdtemp(prefix="lsr-net-"))
+    path = directory / "s.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(8)
+    yield path
+    sock.close()
+    path.unlink()
+    directory.rmdir()
+
+
+@pytest.fixture
+def clickhouse_http():
+    """An HTTP server that answers GET /ping like ClickHouse."""
+
+    class Ping(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"Ok.\n" if self.path == "/ping" else b""
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://default:pw@127.0.0.1:{server.server_address[1]}/default"
+    server.shutdown()
+    server.server_close()
+
+
 # -- network.blob_acl -------------------------------------------------------------------------------
 
 
@@ -145,10 +273,22 @@ def _blob(endpoint):
     return {"bucket": "traces", "endpoint_url": endpoint, "access_key_id": "k", "secret_access_key": "s"}
 
 
-def test_blob_endpoint_that_accepts_connections_passes_with_latency(s3_endpoint):
+def test_blob_endpoint_that_answers_http_passes_with_connect_and_reply_times(s3_endpoint):
     result = network.blob_acl(_clients(blob=_blob(s3_endpoint)), {})
-    assert result.status is Status.PASS and result.observed["tcp_ms"] >= 0 and result.observed["tls"] is False
-    assert "from where lsready runs" in result.summary
+    assert result.status is Status.PASS, result.summary
+    assert result.observed["tls"] is False and result.observed["reply"].startswith("HTTP ")
+    assert result.observed["connect_ms"] >= 0 and result.observed["reply_ms"] >= 0
+    assert "answered HEAD / with HTTP" in result.summary and "from where lsready runs" in result.summary
+
+
+def test_blob_endpoint_that_accepts_tcp_but_never_answers_http_fails(blackhole):
+    clients = _clients(blob=_blob(f"http://127.0.0.1:{blackhole.port}"), timeout_s=QUICK)
+    result = network.blob_acl(clients, {})
+    assert result.status is Status.FAIL
+    assert "accepts TCP but does not answer HTTP" in result.summary
+    assert "accepted a TCP connection in" in result.summary
+    assert "did not answer HTTP HEAD / within 0.5 s" in result.summary
+    assert "answered" not in result.summary and "reply_ms" not in result.observed
 
 
 def test_refused_blob_endpoint_fails_with_the_reason(unused_port):
@@ -158,13 +298,30 @@ def test_refused_blob_endpoint_fails_with_the_reason(unused_port):
 
 
 def test_https_endpoint_without_a_tls_answer_fails_at_the_handshake(blackhole):
-    clients = _clients(blob=_blob(f"https://127.0.0.1:{blackhole.port}"), timeout_s=1)
+    clients = _clients(blob=_blob(f"https://127.0.0.1:{blackhole.port}"), timeout_s=QUICK)
     result = network.blob_acl(clients, {})
-    assert (
-        result.status is Status.FAIL
-        and "TLS handshake with" in result.summary
-        and "no answer" in result.summary
-    )
+    assert result.status is Status.FAIL and "TLS handshake with" in result.summary
+    assert "no answer within" in result.summary and "answered" not in result.summary
+
+
+def test_https_endpoint_silent_after_the_handshake_fails(tls_server):
+    server = tls_server(answer=False)
+    clients = _clients(blob=_blob(f"https://127.0.0.1:{server.port}"), timeout_s=QUICK)
+    result = network.blob_acl(clients, {})
+    assert result.status is Status.FAIL
+    assert "accepted a TCP connection in" in result.summary and "and a TLS handshake" in result.summary
+    assert "did not answer HTTP HEAD /" in result.summary
+    assert "does not verify here either: certificate rejected (self-signed" in result.summary
+
+
+def test_untrusted_certificate_is_named_but_the_answer_still_proves_reachability(tls_server):
+    server = tls_server(answer=True)
+    clients = _clients(blob=_blob(f"https://127.0.0.1:{server.port}"), timeout_s=QUICK)
+    result = network.blob_acl(clients, {})
+    assert result.status is Status.WARN
+    assert "answered HEAD / with HTTP 403" in result.summary and "the network path is open" in result.summary
+    assert "certificate does not verify here: certificate rejected" in result.summary
+    assert result.observed["tls_ms"] >= 0
 
 
 def test_blob_endpoint_name_that_does_not_resolve_fails():
@@ -187,21 +344,125 @@ def test_blob_endpoint_falls_back_to_langsmiths_s3_api_url(servers, s3_endpoint)
 # -- network.service_latency ------------------------------------------------------------------------
 
 
-def test_snapshot_run_measures_datastores_but_not_services(servers, blackhole):
-    clients = _clients(servers, production(), redis={"url": f"redis://:secret@127.0.0.1:{blackhole.port}/0"})
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("postgresql://u:p@db.example:6432/x", ("db.example", 6432, "")),
+        ("postgres://u@db.example/x?sslmode=require", ("db.example", 5432, "")),
+        ("postgresql://u@[::1]:5433/x", ("::1", 5433, "")),
+        ("postgresql://u@h1:5001,h2:5002/x", ("h1", 5001, "")),
+        ("postgresql://u@/x?host=/run/pg&port=5433", ("", 0, "/run/pg/.s.PGSQL.5433")),
+        ("postgresql://u@%2Frun%2Fpg/x", ("", 0, "/run/pg/.s.PGSQL.5432")),
+        ("postgresql://u@ignored/x?hostaddr=10.0.0.5", ("10.0.0.5", 5432, "")),
+    ],
+)
+def test_postgres_urls_point_where_libpq_would_connect(url, target):
+    t = network.postgres_target(url)
+    assert (t.host, t.port, t.path) == target and t.ask is network.POSTGRES_SSLREQUEST
+
+
+def test_datastores_without_a_network_endpoint_are_not_measured():
+    assert "libpq's default local socket" in network.postgres_target("postgresql://u@/db")
+    assert "chdb" in network.clickhouse_target("chdb:///tmp/ch")
+    with pytest.raises(LsreadyError, match=r"nothing to measure.*clickhouse not measured \(embedded chdb"):
+        network.service_latency(_clients(clickhouse={"url": "chdb:///tmp/ch"}), LATENCY)
+
+
+def test_silent_datastores_are_not_reported_as_answering(blackhole):
+    hole = f"127.0.0.1:{blackhole.port}"
+    clients = _clients(
+        timeout_s=QUICK,
+        redis={"url": f"redis://:secret@{hole}/0"},
+        postgres={"url": f"postgresql://u:secret@{hole}/db"},
+        clickhouse={"url": f"http://default:secret@{hole}/default"},
+    )
+    result = network.service_latency(clients, LATENCY)
+    assert result.status is Status.WARN
+    assert "3 of 3 target(s)" in result.summary and "answered" not in result.summary
+    for name, request in (
+        ("redis", "Redis PING"),
+        ("postgres", "PostgreSQL SSLRequest"),
+        ("clickhouse", "HTTP GET /ping"),
+    ):
+        assert f"{name} accepted a TCP connection in" in result.summary
+        assert f"did not answer {request} within 0.33 s" in result.summary
+        assert result.observed["targets"][name]["stage"] == "reply"
+        assert "reply_ms" not in result.observed["targets"][name]
+    assert "secret" not in str(result.observed) and "secret" not in result.summary
+
+
+def test_silent_datastore_on_a_unix_socket_is_not_answering(unix_blackhole):
+    clients = _clients(timeout_s=QUICK, redis={"url": f"unix://{unix_blackhole}?db=0"})
+    result = network.service_latency(clients, LATENCY)
+    assert result.status is Status.WARN and "did not answer Redis PING" in result.summary
+    assert result.observed["targets"]["redis"]["target"] == f"unix:{unix_blackhole}"
+
+
+def test_a_reply_in_another_protocol_is_named_not_taken_for_an_answer(clickhouse_http):
+    # A Redis URL pointing at an HTTP server: the server replies, but not in RESP.
+    clients = _clients(timeout_s=QUICK, redis={"url": clickhouse_http.replace("http://", "redis://", 1)})
+    result = network.service_latency(clients, LATENCY)
+    assert result.status is Status.WARN
+    assert (
+        "redis answered Redis PING with '<!DOCTYPE HTML>'," in result.summary
+        and "which is not Redis" in result.summary
+    )
+
+
+def test_missing_postgres_socket_warns():
+    clients = _clients(timeout_s=QUICK, postgres={"url": "postgresql://u@/db?host=/nonexistent-lsr"})
+    result = network.service_latency(clients, LATENCY)
+    assert result.status is Status.WARN and "postgres: no socket at that path" in result.summary
+
+
+def test_real_datastores_answer_and_services_only_accept(
+    servers, blackhole, monkeypatch, redis_url, postgres_url, clickhouse_http
+):
+    real = network._resolve
+
+    def cluster_dns(host, port):
+        # Stand-in for cluster DNS: every Service name lands on the silent listener.
+        return ("127.0.0.1", blackhole.port) if host.endswith(".svc.cluster.local") else real(host, port)
+
+    monkeypatch.setattr(network, "_resolve", cluster_dns)
+    clients = _clients(
+        servers,
+        production(),
+        "api",
+        timeout_s=QUICK,
+        redis={"url": redis_url},
+        postgres={"url": postgres_url},
+        clickhouse={"url": clickhouse_http},
+    )
+    result = network.service_latency(clients, {"warn_ms": 500})
+    assert result.status is Status.PASS, result.summary
+    targets = result.observed["targets"]
+    assert targets["redis"]["reply"].startswith(("+PONG", "-NOAUTH"))
+    assert targets["postgres"]["reply"] in ("S (TLS offered)", "N (no TLS)")
+    assert targets["clickhouse"]["reply"] == "HTTP 200"
+    assert "the datastores answered a protocol request within 500 ms" in result.summary
+    assert "redis answered PING in" in result.summary and "clickhouse answered GET /ping in" in result.summary
+    assert "Service(s) accepted a TCP connection within 500 ms (connect time only" in result.summary
+    assert "reply_ms" not in targets["service langsmith-backend"]
+
+
+def test_snapshot_run_measures_datastores_but_not_services(servers, redis_url):
+    # The password is in the URL lsready reads, but PING is sent without it and it is never reported.
+    url = redis_url.replace("redis://", "redis://:secret@", 1)
+    clients = _clients(servers, production(), timeout_s=QUICK, redis={"url": url})
     result = network.service_latency(clients, LATENCY)
     assert result.status is Status.UNKNOWN and "read from a snapshot" in result.summary
-    assert result.observed["targets"]["redis"]["target"] == f"127.0.0.1:{blackhole.port}"
+    assert "the datastores answered a protocol request within 50 ms (redis answered PING in" in result.summary
+    assert result.observed["targets"]["redis"]["target"] == url.split("@", 1)[1].rsplit("/", 1)[0]
     assert "secret" not in str(result.observed)
 
 
-def test_out_of_cluster_run_reports_that_service_names_do_not_resolve(servers, blackhole, monkeypatch):
+def test_out_of_cluster_run_reports_that_service_names_do_not_resolve(servers, postgres_url, monkeypatch):
     monkeypatch.setattr(network, "CLUSTER_DOMAIN", "cluster.invalid")
-    clients = _clients(
-        servers, production(), "api", postgres={"url": f"postgresql://u@127.0.0.1:{blackhole.port}/db"}
-    )
+    clients = _clients(servers, production(), "api", timeout_s=QUICK, postgres={"url": postgres_url})
     result = network.service_latency(clients, LATENCY)
     assert result.status is Status.UNKNOWN and "do not resolve where lsready runs" in result.summary
+    assert "postgres answered SSLRequest in" in result.summary
 
 
 def test_in_cluster_run_measures_every_langsmith_service(servers, blackhole, monkeypatch):
@@ -214,6 +475,7 @@ def test_in_cluster_run_measures_every_langsmith_service(servers, blackhole, mon
     monkeypatch.setattr(network, "_resolve", cluster_dns)
     result = network.service_latency(_clients(servers, production(), "api"), LATENCY)
     assert result.status is Status.PASS
+    assert "accepted a TCP connection" in result.summary and "answered" not in result.summary
     services = {n for n in result.observed["targets"] if n.startswith("service ")}
     assert "service langsmith-backend" in services and "service langsmith-clickhouse" in services
     assert result.observed["targets"]["service langsmith-backend"]["target"].endswith(":1984")

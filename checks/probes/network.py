@@ -2,7 +2,10 @@
 
 The hops are the frontend's nginx (chart ConfigMap `<fullname>-frontend`, key nginx.conf), any
 Ingress routing to the frontend Service (ingress-nginx annotations or AWS ALB attributes), and the
-frontend Service's cloud load balancer. Latency is measured as TCP connect time from where lsready runs.
+frontend Service's cloud load balancer. Reachability and latency are measured from where lsready runs:
+a datastore or the blob endpoint counts as answering only when it replied to a request of its own
+protocol (Redis PING, PostgreSQL SSLRequest, HTTP), since the kernel accepts TCP connections for a hung
+server too; the LangSmith Services are measured by TCP connect time only, and reported as such.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from checks.clients import Clients
 from checks.cluster import Cluster, ClusterError
@@ -293,6 +297,92 @@ def proxy_timeouts(clients: Clients, params: Mapping[str, Any]) -> Evidence:
 
 
 # -- reachability and latency ----------------------------------------------------------------------
+#
+# The kernel completes a TCP handshake for any listening socket, so a hung server "accepts" as fast as
+# a healthy one. A server is only said to answer when it replied to a request of its own protocol.
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A request that makes a server of one protocol reply, and how to recognise that reply."""
+
+    name: str  # the request, as the report names it: "PING", "SSLRequest", "HEAD /"
+    speaks: str  # the protocol: "Redis", "PostgreSQL", "HTTP"
+    request: bytes
+    valid: Callable[[bytes], bool]  # the first bytes are a reply of that protocol
+    complete: Callable[[bytes], bool]  # enough has arrived to describe the reply
+    describe: Callable[[bytes], str]
+
+
+def _first_line(data: bytes, limit: int = 60) -> str:
+    return data.split(b"\n", 1)[0].rstrip(b"\r")[:limit].decode("ascii", "backslashreplace")
+
+
+def _http_status(data: bytes) -> str:
+    fields = _first_line(data).split(" ", 2)
+    return f"HTTP {fields[1]}" if len(fields) > 1 else "HTTP"
+
+
+def http_ask(method: str, path: str, host_header: str) -> Ask:
+    request = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: lsready\r\nAccept: */*\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    return Ask(
+        f"{method} {path}",
+        "HTTP",
+        request,
+        valid=lambda d: d.startswith(b"HTTP/"),
+        complete=lambda d: b"\r\n" in d,
+        describe=_http_status,
+    )
+
+
+_RESP_TYPES = b"+-:$*_,#!=(%~>|"  # first byte of every RESP2/RESP3 reply
+# Any reply proves the server is alive: +PONG, or -NOAUTH / -ERR / -DENIED when it wants credentials
+# lsready does not send here.
+REDIS_PING = Ask(
+    "PING",
+    "Redis",
+    b"PING\r\n",
+    valid=lambda d: d[0] in _RESP_TYPES,
+    complete=lambda d: b"\r\n" in d,
+    describe=_first_line,
+)
+# SSLRequest: length 8, code 80877103; the server answers one byte, S (TLS offered) or N (no TLS), or an
+# ErrorResponse (E) from a server too old to know it. lsready closes right after: no credentials are sent.
+# A server that answered S may log "could not accept SSL connection: EOF detected" once.
+_PG_REPLIES = {"S": "S (TLS offered)", "N": "N (no TLS)", "E": "an ErrorResponse"}
+POSTGRES_SSLREQUEST = Ask(
+    "SSLRequest",
+    "PostgreSQL",
+    struct.pack("!ii", 8, 80877103),
+    valid=lambda d: d[:1].decode("latin-1") in _PG_REPLIES,
+    complete=lambda d: len(d) >= 1,
+    describe=lambda d: _PG_REPLIES[d[:1].decode("latin-1")],
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one server listens, and what to ask it (None: measure the TCP connect only)."""
+
+    host: str = ""
+    port: int = 0
+    path: str = ""  # a Unix socket, instead of host:port
+    tls: bool = False
+    ask: Ask | None = None
+
+    @property
+    def label(self) -> str:
+        if self.path:
+            return f"unix:{self.path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _host_header(host: str, port: int, tls: bool) -> str:
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if tls else 80) else f"{name}:{port}"
 
 
 def _resolve(host: str, port: int) -> tuple[Any, ...]:
@@ -301,11 +391,29 @@ def _resolve(host: str, port: int) -> tuple[Any, ...]:
 
 
 def connect_ms(host: str, port: int, timeout_s: float) -> tuple[float, socket.socket]:
-    """TCP connect time in ms and the open socket; raises OSError with the reason."""
+    """TCP connect time in ms (name resolution not included) and the open socket; raises OSError."""
     address = _resolve(host, port)
     started = time.perf_counter()
     sock = socket.create_connection(address[:2], timeout=timeout_s)
     return (time.perf_counter() - started) * 1000, sock
+
+
+def _connect(target: Target, timeout_s: float) -> tuple[float, socket.socket]:
+    if not target.path:
+        return connect_ms(target.host, target.port, timeout_s)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    started = time.perf_counter()
+    try:
+        sock.connect(target.path)
+    except OSError:
+        sock.close()
+        raise
+    return (time.perf_counter() - started) * 1000, sock
+
+
+def _secs(s: float) -> str:
+    return f"{round(s, 2):g} s"
 
 
 def _failure(exc: BaseException, timeout_s: float) -> str:
@@ -313,13 +421,128 @@ def _failure(exc: BaseException, timeout_s: float) -> str:
         return "the name does not resolve"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, FileNotFoundError):
+        return "no socket at that path"
     if isinstance(exc, TimeoutError | socket.timeout):
-        return f"no answer within {timeout_s:g} s"
+        return f"no answer within {_secs(timeout_s)}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate rejected ({exc.verify_message})"
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed ({exc.reason or exc})"
     return f"{exc.__class__.__name__}: {exc}"
+
+
+def _read_reply(conn: socket.socket, ask: Ask, until: float) -> tuple[float, bytes]:
+    """(ms to the first reply bytes, the reply's first bytes); b"" when the server closed instead."""
+    started = time.perf_counter()
+    conn.sendall(ask.request)
+    data = conn.recv(256)
+    first_ms = (time.perf_counter() - started) * 1000
+    while data and not ask.complete(data) and len(data) < 256:
+        left = until - time.monotonic()
+        if left <= 0:
+            break
+        conn.settimeout(left)
+        try:
+            more = conn.recv(256)
+        except TimeoutError:
+            break
+        if not more:
+            break
+        data += more
+    return first_ms, data
+
+
+def exchange(target: Target, step_s: float, total_s: float) -> dict[str, Any]:
+    """Connect (and shake hands for TLS), ask the server one request and time its first reply.
+
+    Never raises. Each stage waits at most step_s, the whole exchange at most about total_s. The
+    result has connect_ms, tls_ms and reply_ms for the stages reached; on failure, `stage`
+    (connect, tls or reply) and `error`. A certificate that does not verify is recorded as
+    `cert_error` and the exchange goes on without verification: the server did answer.
+    """
+    deadline = time.monotonic() + total_s
+    out: dict[str, Any] = {"target": target.label, "resolved": True}
+    if target.path:
+        out["local_socket"] = True
+
+    def step() -> float:
+        return max(min(step_s, deadline - time.monotonic()), 0.01)
+
+    for verify in (True, False):
+        wait_s = step()
+        try:
+            took_ms, sock = _connect(target, wait_s)
+        except OSError as exc:
+            out["resolved"] = not isinstance(exc, socket.gaierror)
+            return {**out, "stage": "connect", "error": _failure(exc, wait_s)}
+        out["connect_ms"] = round(took_ms, 1)
+        conn = sock
+        try:
+            if target.tls:
+                context = ssl.create_default_context()
+                if not verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                wait_s = step()
+                sock.settimeout(wait_s)
+                started = time.perf_counter()
+                try:
+                    conn = context.wrap_socket(sock, server_hostname=target.host)
+                except ssl.SSLCertVerificationError as exc:
+                    out["cert_error"] = _failure(exc, wait_s)
+                    continue  # the server answered the handshake; ask again, unverified
+                except OSError as exc:
+                    return {**out, "stage": "tls", "error": _failure(exc, wait_s)}
+                out["tls_ms"] = round((time.perf_counter() - started) * 1000, 1)
+            if target.ask is None:
+                return out
+            return {**out, **_ask(conn, target, step(), out["connect_ms"])}
+        finally:
+            conn.close()
+            sock.close()
+    raise AssertionError("unreachable: the unverified handshake cannot reject a certificate")
+
+
+def _ask(conn: socket.socket, target: Target, wait_s: float, connect: float) -> dict[str, Any]:
+    ask = target.ask
+    assert ask is not None
+    accepted = f"accepted a TCP connection in {connect:g} ms{' and a TLS handshake' if target.tls else ''}"
+    request = f"{ask.speaks} {ask.name}"
+    conn.settimeout(wait_s)
+    try:
+        reply_ms, data = _read_reply(conn, ask, time.monotonic() + wait_s)
+    except TimeoutError:
+        return {"stage": "reply", "error": f"{accepted} but did not answer {request} within {_secs(wait_s)}"}
+    except OSError as exc:
+        return {"stage": "reply", "error": f"{accepted} but failed on {request}: {_failure(exc, wait_s)}"}
+    if not data:
+        return {"stage": "reply", "error": f"{accepted} but closed it without answering {request}"}
+    if not ask.valid(data):
+        got = _first_line(data, 24)
+        return {"stage": "reply", "error": f"answered {request} with {got!r}, which is not {ask.speaks}"}
+    return {"reply_ms": round(reply_ms, 1), "reply": ask.describe(data)}
+
+
+def _measure(targets: Mapping[str, Target], step_s: float, total_s: float) -> dict[str, dict[str, Any]]:
+    """Run `exchange` on every target in parallel; a target still busy after total_s is reported late."""
+    if not targets:
+        return {}
+    pool = ThreadPoolExecutor(max_workers=min(16, len(targets)))
+    futures = {name: pool.submit(exchange, t, step_s, total_s) for name, t in targets.items()}
+    wait(futures.values(), timeout=total_s + 0.2)
+    pool.shutdown(wait=False)  # a stuck DNS lookup must not hold the probe past its budget
+    late = {
+        "resolved": False,
+        "stage": "connect",
+        "error": f"no answer within {_secs(total_s)} (DNS or connect)",
+    }
+    return {
+        name: f.result() if f.done() else {"target": targets[name].label, **late}
+        for name, f in futures.items()
+    }
 
 
 def _blob_endpoint(clients: Clients) -> tuple[str, str]:
@@ -334,103 +557,162 @@ def _blob_endpoint(clients: Clients) -> tuple[str, str]:
     raise NotConfigured("blob", clients.target_name)
 
 
+def _timings(r: Mapping[str, Any]) -> str:
+    parts = [f"TCP connect {r['connect_ms']:g} ms"]
+    if "tls_ms" in r:
+        parts.append(f"TLS handshake {r['tls_ms']:g} ms")
+    return ", ".join(parts)
+
+
 def blob_acl(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """The blob endpoint accepts a TCP connection (and a TLS handshake for https) from here."""
+    """The blob endpoint answers an HTTP request (HEAD /, after the TLS handshake for https) from here."""
     url, source = _blob_endpoint(clients)
     parts = urlsplit(url)
     tls = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-    budget = max(clients.timeout_s * 0.4, 0.5)
-    observed: dict[str, Any] = {"endpoint": f"{host}:{port}", "from": source, "tls": tls}
-    try:
-        tcp_ms, sock = connect_ms(host, port, budget)
-        observed["tcp_ms"] = round(tcp_ms, 1)
-        with sock:
-            if tls:
-                started = time.perf_counter()
-                sock.settimeout(budget)
-                with ssl.create_default_context().wrap_socket(sock, server_hostname=host):
-                    observed["tls_ms"] = round((time.perf_counter() - started) * 1000, 1)
-    except OSError as exc:
-        stage = "TLS handshake with" if "tcp_ms" in observed else "TCP connect to"
-        observed["error"] = _failure(exc, budget)
+    host = parts.hostname or ""
+    if not host:
+        raise LsreadyError(f"the blob endpoint {url!r} ({source}) names no host")
+    port = parts.port or (443 if tls else 80)
+    target = Target(host, port, tls=tls, ask=http_ask("HEAD", "/", _host_header(host, port, tls)))
+    step = max(clients.timeout_s * 0.4, 0.5)
+    r = _measure({"blob": target}, step, max(clients.timeout_s * 0.8, step))["blob"]
+    keys = ("connect_ms", "tls_ms", "reply_ms", "reply", "cert_error", "error")
+    observed: dict[str, Any] = {"endpoint": target.label, "from": source, "tls": tls}
+    observed.update({k: r[k] for k in keys if k in r})
+    where = "from where lsready runs"
+    cert = (
+        f" Its TLS certificate does not verify here either: {r['cert_error']}." if "cert_error" in r else ""
+    )
+    if r.get("stage") == "connect":
         return Evidence(
             Status.FAIL,
-            f"{stage} blob endpoint {host}:{port} failed from where lsready runs: {observed['error']}; "
-            "allow egress to it.",
+            f"TCP connect to blob endpoint {target.label} failed {where}: {r['error']}; "
+            f"allow egress to it.{cert}",
             observed,
         )
-    handshake = f" and the TLS handshake {observed['tls_ms']} ms" if tls else " (plain HTTP, no TLS)"
-    return Evidence(
-        Status.PASS,
-        f"TCP connect to blob endpoint {host}:{port} took {observed['tcp_ms']} ms{handshake} from where "
-        "lsready runs.",
-        observed,
+    if r.get("stage") == "tls":
+        return Evidence(
+            Status.FAIL,
+            f"TLS handshake with blob endpoint {target.label} failed {where}: {r['error']}; check the URL's "
+            f"scheme and port, and any proxy or firewall in between.{cert}",
+            observed,
+        )
+    if "error" in r:
+        return Evidence(
+            Status.FAIL,
+            f"Blob endpoint {target.label} accepts TCP but does not answer HTTP {where}: it {r['error']}. "
+            f"Check the URL's port, and any proxy or firewall that holds connections open.{cert}",
+            observed,
+        )
+    answered = (
+        f"Blob endpoint {target.label} answered HEAD / with {r['reply']} in {r['reply_ms']:g} ms "
+        f"({_timings(r)}{'' if tls else ', plain HTTP'}) {where}"
+    )
+    if "cert_error" in r:
+        return Evidence(
+            Status.WARN,
+            f"{answered}, so the network path is open, but its TLS certificate does not verify here: "
+            f"{r['cert_error']}. Make sure LangSmith's pods trust the CA that signed it.",
+            observed,
+        )
+    return Evidence(Status.PASS, f"{answered}.", observed)
+
+
+def _split_host_port(hostspec: str) -> tuple[str, str]:
+    if hostspec.startswith("["):
+        host, _, rest = hostspec[1:].partition("]")
+        return host, rest.lstrip(":")
+    host, _, port = hostspec.partition(":")
+    return host, port
+
+
+def redis_target(url: str) -> Target | str:
+    """Where a Redis URL points, or why it is not measured."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return (
+            Target(path=unquote(parts.path), ask=REDIS_PING) if parts.path else "unix:// URL without a path"
+        )
+    if not parts.hostname:
+        return "no host in the URL"
+    return Target(parts.hostname, parts.port or 6379, tls=parts.scheme == "rediss", ask=REDIS_PING)
+
+
+def postgres_target(url: str) -> Target | str:
+    """Where a libpq URL points (its first host; ?host= and ?port= win, as in libpq), or why not measured."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    host, port_text = _split_host_port(parts.netloc.rpartition("@")[2].split(",")[0])
+    host = unquote(query.get("hostaddr") or query.get("host") or host).split(",")[0]
+    port = int((query.get("port") or port_text or "5432").split(",")[0])
+    if not host:
+        return "no host in the URL: libpq's default local socket, not a network path"
+    if host.startswith("@"):
+        return "abstract Unix socket: not a network path"
+    if host.startswith("/"):
+        return Target(path=f"{host.rstrip('/')}/.s.PGSQL.{port}", ask=POSTGRES_SSLREQUEST)
+    return Target(host, port, ask=POSTGRES_SSLREQUEST)
+
+
+def clickhouse_target(url: str) -> Target | str:
+    """Where a ClickHouse HTTP URL points, or why it is not measured."""
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return "embedded chdb engine: no network path"
+    if not parts.hostname:
+        return "no host in the URL"
+    tls = parts.scheme == "https"
+    port = parts.port or (8443 if tls else 8123)
+    return Target(
+        parts.hostname, port, tls=tls, ask=http_ask("GET", "/ping", _host_header(parts.hostname, port, tls))
     )
 
 
-DEFAULT_PORTS = {
-    "redis": 6379,
-    "rediss": 6379,
-    "postgresql": 5432,
-    "postgres": 5432,
-    "http": 8123,
-    "https": 8443,
+_DATASTORES: dict[str, Callable[[str], Target | str]] = {
+    "redis": redis_target,
+    "postgres": postgres_target,
+    "clickhouse": clickhouse_target,
 }
 
 
-def datastore_targets(clients: Clients) -> dict[str, tuple[str, int]]:
-    """Configured Redis, PostgreSQL and ClickHouse host:port (never their credentials)."""
-    found = {}
-    for backend in ("redis", "postgres", "clickhouse"):
+def datastore_targets(clients: Clients) -> tuple[dict[str, Target], dict[str, str]]:
+    """Configured Redis, PostgreSQL and ClickHouse endpoints (never their credentials), and the
+    datastores that are not measured with the reason."""
+    found: dict[str, Target] = {}
+    skipped: dict[str, str] = {}
+    for backend, parse in _DATASTORES.items():
         section = getattr(clients.target, backend, None)
         if section is None:
             continue
-        parts = urlsplit(section.url)
-        if parts.scheme in DEFAULT_PORTS and parts.hostname:
-            found[backend] = (parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme])
-    return found
+        try:
+            target = parse(section.url)
+        except ValueError:
+            target = "cannot read a host and port from the URL"
+        if isinstance(target, str):
+            skipped[backend] = target
+        else:
+            found[backend] = target
+    return found, skipped
 
 
-def service_targets(cluster: Cluster) -> dict[str, tuple[str, int]]:
-    """Each LangSmith Service's cluster DNS name and first port."""
+def service_targets(cluster: Cluster) -> dict[str, Target]:
+    """Each LangSmith Service's cluster DNS name and first port (TCP connect only)."""
     found = {}
     for svc in release_objects(cluster, "services"):
         ports = (svc.get("spec") or {}).get("ports") or []
         if ports:
             host = f"{name_of(svc)}.{cluster.namespace}.svc.{CLUSTER_DOMAIN}"
-            found[name_of(svc)] = (host, int(ports[0]["port"]))
+            found[name_of(svc)] = Target(host, int(ports[0]["port"]))
     return found
 
 
-def _measure(targets: Mapping[str, tuple[str, int]], timeout_s: float) -> dict[str, dict[str, Any]]:
-    """Connect to every target in parallel; each gets its latency or the reason it failed."""
-
-    def one(host: str, port: int) -> dict[str, Any]:
-        try:
-            ms, sock = connect_ms(host, port, timeout_s)
-        except OSError as exc:
-            resolved = not isinstance(exc, socket.gaierror)
-            return {"target": f"{host}:{port}", "error": _failure(exc, timeout_s), "resolved": resolved}
-        sock.close()
-        return {"target": f"{host}:{port}", "ms": round(ms, 1), "resolved": True}
-
-    if not targets:
-        return {}
-    pool = ThreadPoolExecutor(max_workers=min(16, len(targets)))
-    futures = {name: pool.submit(one, host, port) for name, (host, port) in targets.items()}
-    wait(futures.values(), timeout=timeout_s * 2)
-    pool.shutdown(wait=False)  # a stuck DNS lookup must not hold the probe past its budget
-    late = {"error": "no answer (DNS or connect)", "resolved": False}
-    return {name: f.result() if f.done() else {"target": name, **late} for name, f in futures.items()}
-
-
 def service_latency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """TCP connect latency to the LangSmith Services and the configured datastores, against warn_ms."""
+    """Reply latency of the configured datastores and TCP connect latency of the LangSmith Services."""
     warn_ms = params["warn_ms"]
     threshold = {"warn_ms": warn_ms}
-    budget = max(min(clients.timeout_s / 3, 2.0), 0.2)
-    targets = datastore_targets(clients)
+    step = max(min(clients.timeout_s / 3, 2.0), 0.2)
+    targets: dict[str, Target]
+    targets, not_measured = datastore_targets(clients)
     why_no_services = "kubernetes is not configured"
     if clients.has("kubernetes"):
         cluster = clients.cluster
@@ -441,41 +723,84 @@ def service_latency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         else:
             why_no_services = ""
             targets.update({f"service {n}": t for n, t in service_targets(cluster).items()})
-    results = _measure(targets, budget)
+    results = _measure(targets, step, 2 * step)
     services = {n: r for n, r in results.items() if n.startswith("service ")}
     if services and not any(r["resolved"] for r in services.values()):
         why_no_services = f"Service names (*.svc.{CLUSTER_DOMAIN}) do not resolve where lsready runs"
         results = {n: r for n, r in results.items() if n not in services}
+    skipped = "; ".join(f"{n} not measured ({why})" for n, why in not_measured.items())
     if not results:
         reason = why_no_services or "the release has no Services"
-        raise LsreadyError(f"nothing to measure: {reason}, and no datastore URL is configured")
+        raise LsreadyError(
+            f"nothing to measure: {reason}, and no datastore URL names an endpoint to measure"
+            + (f" ({skipped})" if skipped else "")
+        )
     observed: dict[str, Any] = {"targets": results}
-    slow = {n: r["ms"] for n, r in results.items() if r.get("ms", 0) > warn_ms}
-    failed = {n: r["error"] for n, r in results.items() if "error" in r}
-    slowest = sorted(((r["ms"], n) for n, r in results.items() if "ms" in r), reverse=True)
-    measured = ", ".join(f"{n} {ms:g} ms" for ms, n in slowest[:4]) or "none"
+    if not_measured:
+        observed["not_measured"] = not_measured
+
+    def graded(name: str) -> float:
+        # A datastore is graded on its reply; a Service on its TCP connect, the only thing asked of it.
+        r = results[name]
+        return float(r["reply_ms"] if targets[name].ask is not None else r["connect_ms"])
+
+    def said(name: str) -> str:
+        r, ask = results[name], targets[name].ask
+        local = " (local socket)" if r.get("local_socket") else ""
+        if ask is None:
+            return f"{name} accepted a TCP connection in {r['connect_ms']:g} ms"
+        return f"{name} answered {ask.name} in {r['reply_ms']:g} ms{local}"
+
+    ok = [n for n, r in results.items() if "error" not in r]
+    slow = [n for n in ok if graded(n) > warn_ms]
+    failed = {n: r for n, r in results.items() if "error" in r}
+    notes = [f"{n}: {r['cert_error']}" for n, r in results.items() if "cert_error" in r]
+    extras = [skipped] if skipped else []
+    if notes:
+        extras.append(f"Certificates that do not verify here: {'; '.join(notes)}")
+    tail = "".join(f" {e}." for e in extras)
     if slow or failed:
-        problems = [f"{n} {ms:g} ms" for n, ms in slow.items()] + [f"{n}: {e}" for n, e in failed.items()]
+        problems = [f"{said(n)} (TCP connect {results[n]['connect_ms']:g} ms)" for n in slow]
+        for n, r in failed.items():
+            if r["stage"] == "reply":
+                problems.append(f"{n} {r['error']}")
+            elif r["stage"] == "tls":
+                problems.append(f"{n}: TLS handshake failed: {r['error']}")
+            else:
+                problems.append(f"{n}: {r['error']}")
         return Evidence(
             Status.WARN,
-            f"{len(problems)} connection(s) from where lsready runs took over {warn_ms} ms or failed: "
-            f"{'; '.join(problems[:5])}.",
+            f"{len(problems)} of {len(results)} target(s) from where lsready runs did not answer or took "
+            f"over {warn_ms} ms: {'; '.join(problems[:5])}.{tail}",
             observed,
             threshold,
         )
+    ordered = sorted(ok, key=graded, reverse=True)
+    datastores = [n for n in ordered if targets[n].ask is not None]
+    connected = [n for n in ordered if targets[n].ask is None]
+    answered = (
+        f"the datastores answered a protocol request within {warn_ms} ms ({', '.join(map(said, datastores))})"
+        if datastores
+        else ""
+    )
     if why_no_services:
         observed["services"] = why_no_services
         return Evidence(
             Status.UNKNOWN,
-            f"Service-to-service latency not measured: {why_no_services}; the datastores answered within "
-            f"{warn_ms} ms ({measured}); run lsready in the cluster to measure the Services.",
+            f"Service-to-service latency not measured: {why_no_services}; {answered}; run lsready in the "
+            f"cluster to measure the Services.{tail}",
             observed,
             threshold,
         )
+    accepted = (
+        f"{len(connected)} Service(s) accepted a TCP connection within {warn_ms} ms (connect time only, "
+        f"nothing asked; slowest: {', '.join(f'{n} {graded(n):g} ms' for n in connected[:4])})"
+        if connected
+        else ""
+    )
     return Evidence(
         Status.PASS,
-        f"All {len(results)} connections from where lsready runs opened within {warn_ms} ms "
-        f"(slowest: {measured}).",
+        f"From where lsready runs, {'; '.join(s for s in (answered, accepted) if s)}.{tail}",
         observed,
         threshold,
     )
