@@ -12,37 +12,43 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
+from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.listeners import actions, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
+from bot.listeners.work import Pools
 from bot.observability import Metrics
 from bot.settings import Settings, SettingsError
 from checks.config import Config
 from checks.secrets import Redactor
 from runbooks.readiness import Readiness
-from storage.db import open_db
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+ACK_WORKERS = 16  # acks and the quick ordinary listeners (events, the modal's submission)
+SLACK_TIMEOUT_S = 20  # each Web API call from the bot: posting, updating, uploading evidence
+ACK_PATH_TIMEOUT_S = 2  # a Web API call made before an ack, which Slack wants within 3 s
 
 
 class Services:
-    """What the listeners use: readiness (config, store), a thread pool, metrics, access, snapshots.
+    """What the listeners use: readiness (config, store), the pools, metrics, access, snapshots.
 
-    SQLite connections must not be shared between threads that use them at once, and listeners
-    run on a pool: `readiness` is a Readiness per thread, each with its own connection to the
-    same database (WAL, so readers never wait for the writer).
+    Bolt acks on `ack_pool`, which runs nothing slow, so an ack never waits behind a check; lazy
+    listeners run on `pool`, which admits checks and triages to a bounded pool of their own.
+    SQLite connections must not be shared between threads that use them at once: `readiness` is
+    a Readiness per thread, each with its own connection to the same database (WAL, so readers
+    never wait for the writer).
     """
 
-    def __init__(self, readiness: Readiness, *, workers: int = 16) -> None:
+    def __init__(self, readiness: Readiness, *, ack_workers: int = ACK_WORKERS) -> None:
         self._home, self._owner = readiness, threading.get_ident()
-        self._path = readiness.db.execute("PRAGMA database_list").fetchone()[2]
         self._local = threading.local()
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="lsready")
+        self.ack_pool = ThreadPoolExecutor(ack_workers, thread_name_prefix="lsready-ack")
+        self.pool = Pools()
         self.metrics = Metrics()
         self.snapshots = Snapshots()
         self.access: Access | None = None
@@ -59,25 +65,32 @@ class Services:
             return self._home
         mine = getattr(self._local, "readiness", None)
         if mine is None:
-            home = self._home
-            mine = self._local.readiness = Readiness(
-                home.config, home.catalog, open_db(self._path), home.clock
-            )
+            mine = self._local.readiness = self._home.open_for_thread()
         return mine
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.ack_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def build_app(settings: Settings, services: Services) -> App:
-    """A Bolt app that acks at once and works on the pool; every listener module registers itself."""
-    client = WebClient(token=settings.bot_token.get_secret_value(), base_url=settings.api_base_url)
+    """A Bolt app that acks at once and works on the pools; every listener module registers itself."""
+    token, base_url = settings.bot_token.get_secret_value(), settings.api_base_url
+    client = WebClient(token=token, base_url=base_url, timeout=SLACK_TIMEOUT_S)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     app = App(
         client=client,
         signing_secret=settings.signing_secret.get_secret_value() if settings.signing_secret else None,
         request_verification_enabled=settings.signing_secret is not None,
         process_before_response=False,  # a long-running server: ack first, work after
-        listener_executor=services.pool,
+        listener_executor=services.ack_pool,
     )
-    services.access = Access(services.config.slack, client)
+    # Bolt would run lazy listeners on the ack pool too; with every worker busy on a hung triage,
+    # the next command's ack would wait past Slack's 3 s and the command would be lost.
+    app.listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(app.logger, services.pool)
+    # The modal's submission checks access before it acks: that lookup must give up well within 3 s.
+    quick = WebClient(token=token, base_url=base_url, timeout=ACK_PATH_TIMEOUT_S, retry_handlers=[])
+    services.access = Access(services.config.slack, quick)
     for module in (errors, commands, actions, views, events):
         module.register(app, services)
     return app
@@ -147,4 +160,4 @@ def serve(
             scheduler.shutdown(wait=False)
         if observability is not None:
             observability.shutdown()
-        services.pool.shutdown(wait=False, cancel_futures=True)
+        services.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,19 @@ class _Group(click.Group):
         except (LsreadyError, StorageError) as exc:
             click.echo(f"lsready: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
+        except sqlite3.Error as exc:
+            # The store opened (read-only files open fine) but a write failed: read-only volume, full disk.
+            text = f"cannot write the lsready database at {_store(ctx)}: {exc}; make it writable"
+            click.echo(f"lsready: {text}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+def _store(ctx: click.Context) -> str:
+    """The path of the store this invocation opened, for error messages."""
+    readiness = ctx.ensure_object(dict).get("readiness")
+    if readiness is None:
+        return "(not opened)"
+    return str(readiness.db.execute("PRAGMA database_list").fetchone()[2])
 
 
 def _config(ctx: click.Context) -> Config:

@@ -85,6 +85,11 @@ class Readiness:
     ) -> Readiness:
         return cls(config, catalog_for(config), open_db(db_path or config.storage.path), clock)
 
+    def open_for_thread(self) -> Readiness:
+        """The same config, catalog and clock on a new connection to the same database (one per thread)."""
+        path = self.db.execute("PRAGMA database_list").fetchone()[2]
+        return Readiness(self.config, self.catalog, open_db(path), self.clock)
+
     @property
     def acks(self) -> AckStore:
         return AckStore(self.db, self.clock)

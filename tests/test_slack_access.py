@@ -125,3 +125,20 @@ def test_evidence_needs_the_right_to_produce_it(bot):
     assert "not allowed to use `check`" in refusal["text"] and not bot.fake.requests(
         "files.getUploadURLExternal"
     )
+
+
+def test_a_group_lookup_slack_never_answers_still_lets_the_modal_answer_in_time(bot, blackhole):
+    values = {
+        "ack_item": {"item": {"type": "static_select", "selected_option": {"value": "diag.har_capture"}}},
+        "ack_note": {"note": {"type": "plain_text_input", "value": "done"}},
+        "ack_expiry": {"expiry": {"type": "plain_text_input", "value": "90d"}},
+        "ack_link": {"link": {"type": "url_text_input", "value": None}},
+    }
+    lookups = bot.services.access.client
+    fake_api, lookups.base_url = lookups.base_url, f"http://127.0.0.1:{blackhole.port}/api/"
+    reply = bot.submit(values, json.dumps({"t": "prod", "c": OPS_CHANNEL}), user=SRE)
+    assert reply.status == 200 and reply.elapsed < 3  # the lookup gave up before Slack did
+    assert "not allowed to use `ack`" in reply.json()["errors"]["ack_note"]  # nobody, this once
+    lookups.base_url = fake_api
+    assert bot.submit(values, json.dumps({"t": "prod", "c": OPS_CHANNEL}), user=SRE).status == 200
+    assert bot.readiness.acks.active("prod")["diag.har_capture"].by == SRE  # the miss was not cached

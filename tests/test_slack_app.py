@@ -5,11 +5,13 @@ import logging
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from slack_fake import BotHarness, send
 
 from bot import actions as ids
+from bot.listeners.work import SLOW_WAITING, SLOW_WORKERS
 from bot.render.limits import problems
 from conftest import make_config
 from runbooks.triage import RUNBOOKS
@@ -376,3 +378,53 @@ def test_concurrent_commands_each_use_their_own_database_connection(bot):
     replies = bot.fake.wait_for("respond", count=len(items))
     assert all(r["response_type"] == "in_channel" for r in replies)
     assert set(bot.readiness.acks.active("prod")) == set(items)
+
+
+# --- Capacity --------------------------------------------------------------------------------
+
+
+def _wait_until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_a_flood_of_hung_triages_leaves_acks_prompt_and_the_overflow_hears_busy_at_once(tmp_path, blackhole):
+    silent = f"127.0.0.1:{blackhole.port}"
+    target = {"redis": {"url": f"redis://{silent}/0"}, "clickhouse": {"url": f"http://{silent}/default"}}
+    capacity = SLOW_WORKERS + SLOW_WAITING
+    config = make_config({f"t{n}": target for n in range(capacity + 1)}, timeouts={"probe_s": 3, "run_s": 5})
+    with BotHarness(config, tmp_path / "lsready.db") as bot:
+        with ThreadPoolExecutor(capacity) as senders:
+            flood = list(senders.map(bot.command, [f"triage t{n}" for n in range(capacity)]))
+        assert all(r.status == 200 and r.elapsed < 3 for r in flood)
+        _wait_until(
+            lambda: bot.services.pool.admitted == capacity
+        )  # every slow worker busy, the rest waiting
+
+        # Slack gives up on an ack after 3 s; this is a correctness bound, not a benchmark.
+        reply = bot.command("help")
+        assert reply.status == 200 and reply.elapsed < 3
+        assert "/langsmith triage" in json.dumps(bot.fake.wait_for("respond", lambda r: "blocks" in r)[0])
+
+        t0 = time.monotonic()
+        assert bot.command(f"triage t{capacity}").status == 200
+        busy = bot.fake.wait_for("respond", lambda r: "busy" in r.get("text", ""), timeout=3)[0]
+        assert time.monotonic() - t0 < 3  # at once, not after the triages ahead of it
+        assert busy["response_type"] == "ephemeral"
+        assert f"{capacity} checks/triages are running or waiting" in busy["text"]
+
+        assert bot.command("triage t0").status == 200  # identical to one running: told where to look
+        same = bot.fake.wait_for("respond", lambda r: "already running" in r.get("text", ""), timeout=3)[0]
+        assert same["response_type"] == "ephemeral" and f"<#{CHANNEL}>" in same["text"]
+
+        finals = bot.fake.wait_for(
+            "chat.update",
+            lambda u: ids.TRIAGE_RERUN in json.dumps(u.get("blocks")),
+            count=capacity,
+            timeout=60,
+        )
+        assert len(finals) == capacity == len(bot.fake.requests("chat.postMessage"))  # t16 never ran
+        assert (USER, "triage", "busy") in audit_actions(bot)
+        _wait_until(lambda: bot.services.pool.admitted == 0)  # every slot is free again

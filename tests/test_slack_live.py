@@ -4,6 +4,8 @@ import itertools
 import threading
 import time
 
+import pytest
+
 from bot.listeners.live import LiveMessage
 from bot.render.limits import Message
 
@@ -60,3 +62,47 @@ def test_no_update_is_sent_when_nothing_changed():
     time.sleep(0.2)
     live.finish(None)
     assert client.updates == []
+
+
+class StuckClient(RecordingClient):
+    """The first update hangs (a slow Slack, a Retry-After sleep) until released."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def chat_update(self, channel, ts, text, blocks, **_):
+        self.calls += 1
+        if self.calls == 1:
+            self.release.wait(10)
+        super().chat_update(channel, ts, text, blocks)
+
+
+def test_finish_gives_up_waiting_on_a_stuck_update_yet_the_final_one_still_lands_last(monkeypatch):
+    monkeypatch.setattr("bot.listeners.live.FINISH_GRACE_S", 0.2)
+    client = StuckClient()
+    live = LiveMessage(client, "C1", "1.0", render, interval=0.05)
+    live.step(object())
+    time.sleep(0.15)  # the intermediate update is now stuck inside Slack
+    t0 = time.monotonic()
+    live.finish(Message("final", []))
+    assert time.monotonic() - t0 < 1.0  # the worker is free again long before Slack answers
+    assert client.updates == []
+    client.release.set()
+    deadline = time.monotonic() + 5
+    while len(client.updates) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [text for _, text in client.updates] == ["1 steps", "final"]
+
+
+def test_a_failed_final_update_is_raised_to_the_caller():
+    class Failing(RecordingClient):
+        def chat_update(self, channel, ts, text, blocks, **_):
+            raise OSError("connection refused")
+
+    live = LiveMessage(Failing(), "C1", "1.0", render, interval=0.05)
+    live.step(object())
+    time.sleep(0.12)  # an intermediate update failed: logged, the updater carries on
+    with pytest.raises(OSError, match="refused"):
+        live.finish(Message("final", []))

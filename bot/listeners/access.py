@@ -59,6 +59,10 @@ class Access:
             # A deleted group or a missing usergroups:read scope grants nobody; say so in the log.
             log.warning("cannot list members of user group %s: %s", group, exc.response.get("error"))
             users = frozenset()
+        except OSError as exc:
+            # Slack too slow to answer before the ack: the last known members (or nobody) this once.
+            log.warning("cannot list members of user group %s in time: %s", group, exc)
+            return cached[1] if cached is not None else frozenset()
         with self._lock:
             self._members[group] = (now, users)
         return users

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, Respond
@@ -12,7 +13,8 @@ from bot.listeners.commands import run_check
 from bot.listeners.common import Caller, audit, guard, upload_evidence
 from bot.listeners.errors import ack_now, lazy
 from bot.listeners.events import publish_home
-from bot.listeners.live import run_triage, runbooks
+from bot.listeners.live import run_all_triages, run_triage
+from bot.listeners.work import Request, start
 from bot.render.slack_ack import render_ack_modal
 
 if TYPE_CHECKING:
@@ -25,19 +27,29 @@ def _clicked(body: dict[str, Any], context: Any, action: str) -> tuple[dict[str,
     return ids.decode((body.get("actions") or [{}])[0].get("value")), Caller.of(body, context)
 
 
+def check_from_home(services: Services, client: WebClient, caller: Caller, name: str) -> None:
+    """Check the target and show the outcome on the caller's App Home board."""
+    publish_home(services, client, caller.user, notice=f"Checking {name}…")
+    report = services.readiness.check(name)
+    services.metrics.observe_report(report)
+    audit(services, caller, "check", name, f"from home: {report.score.percent}%")
+    publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
+
+
 def register(app: App, services: Services) -> None:
     def rerun_check(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "check")
-        run_check(services, client, caller, data.get("t"), data.get("s"), thread_ts=caller.thread_ts)
+        target, selector = data.get("t"), data.get("s")
+        run_check(services, client, caller, target, selector, thread_ts=caller.thread_ts, respond=respond)
 
     def rerun_triage(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
-        run_triage(services, client, caller, data.get("t"), data.get("r"), thread_ts=caller.thread_ts)
+        target, runbook = data.get("t"), data.get("r")
+        run_triage(services, client, caller, target, runbook, thread_ts=caller.thread_ts, respond=respond)
 
     def run_all(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
-        for name in runbooks():
-            run_triage(services, client, caller, data.get("t"), name, thread_ts=caller.thread_ts)
+        run_all_triages(services, client, caller, data.get("t"), thread_ts=caller.thread_ts, respond=respond)
 
     def evidence(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         context["lsready_action"] = "evidence"
@@ -61,13 +73,10 @@ def register(app: App, services: Services) -> None:
         data, caller = _clicked(body, context, "check")
         name = services.readiness.target_name(data.get("t"))
         guard(services, "check", caller, name)
-        publish_home(services, client, caller.user, notice=f"Checking {name}…")
-        report = services.readiness.check(name)
-        services.metrics.observe_report(report)
-        audit(services, caller, "check", name, f"from home: {report.score.percent}%")
-        publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
+        work = partial(check_from_home, services, client, caller, name)
+        start(services, Request("check", name, "App Home"), caller, work, client=client)
 
-    for base, work in (
+    for base, listener in (
         (ids.CHECK_RERUN, rerun_check),
         (ids.TRIAGE_RERUN, rerun_triage),
         (ids.TRIAGE_RUN, rerun_triage),
@@ -76,4 +85,4 @@ def register(app: App, services: Services) -> None:
         (ids.ACK_OPEN, open_ack),
         (ids.HOME_CHECK, home_check),
     ):
-        app.action(ids.pattern(base))(ack=ack_now, lazy=[lazy(services, work)])
+        app.action(ids.pattern(base))(ack=ack_now, lazy=[lazy(services, listener)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, Respond
@@ -12,6 +13,7 @@ from bot import actions, commands
 from bot.listeners.common import Caller, allowed, audit, guard, post
 from bot.listeners.errors import ack_now, lazy
 from bot.listeners.live import run_triage, runbooks
+from bot.listeners.work import Request, start
 from bot.render.limits import Message
 from bot.render.slack_ack import render_ack_confirmation
 from bot.render.slack_digest import render_digest
@@ -44,26 +46,37 @@ def run_check(
     respond: Respond | None = None,
     thread_ts: str | None = None,
 ) -> None:
-    """Check a target, record it, post the report (or the status) in the channel."""
+    """Start a check of the target on the slow pool; its report (or status) is posted in the channel."""
+    kind = "status" if short else "check"
     name = services.readiness.target_name(target)
-    guard(services, "status" if short else "check", caller, name)
+    guard(services, kind, caller, name)
+    work = partial(check_and_post, services, client, caller, name, selector, short, respond, thread_ts)
+    start(services, Request(kind, name, selector or ""), caller, work, client=client, respond=respond)
+
+
+def check_and_post(
+    services: Services,
+    client: WebClient,
+    caller: Caller,
+    name: str,
+    selector: str | None,
+    short: bool,
+    respond: Respond | None,
+    thread_ts: str | None,
+) -> None:
+    """Check a target, record it, post the report (or the status) in the channel."""
+    kind = "status" if short else "check"
     if respond is not None:
         respond(response_type="ephemeral", replace_original=False, text=f"Checking {name}…")
     report = services.readiness.check(name, selector)
     services.metrics.observe_report(report)
-    key = services.snapshots.put("status" if short else "check", name, report.to_dict())
+    key = services.snapshots.put(kind, name, report.to_dict())
     if short:
         message = render_status(report, services.redactor, snapshot=key)
     else:
         message = render_report(report, services.redactor, snapshot=key, selector=selector)
     post(client, caller.channel, message, thread_ts)
-    audit(
-        services,
-        caller,
-        "status" if short else "check",
-        name,
-        f"{selector or 'all'}: {report.score.percent}%",
-    )
+    audit(services, caller, kind, name, f"{selector or 'all'}: {report.score.percent}%")
 
 
 def _help(
@@ -83,7 +96,7 @@ def _help(
 def _triage(
     services: Services, cmd: commands.Triage, caller: Caller, client: WebClient, respond: Respond
 ) -> None:
-    run_triage(services, client, caller, cmd.target, cmd.runbook)
+    run_triage(services, client, caller, cmd.target, cmd.runbook, respond=respond)
 
 
 def _check(
@@ -118,6 +131,12 @@ def _digest(
 ) -> None:
     name = services.readiness.target_name(cmd.target)
     guard(services, "digest", caller, name)
+    request = Request("digest", name, f"for <@{caller.user}>")  # a preview only its caller sees
+    work = partial(preview_digest, services, caller, name, respond)
+    start(services, request, caller, work, client=client, respond=respond)
+
+
+def preview_digest(services: Services, caller: Caller, name: str, respond: Respond) -> None:
     respond(response_type="ephemeral", text=f"Building the digest of {name}…")
     digest = build_digest(services.readiness, name)
     key = services.snapshots.put("digest", name, digest.to_dict())

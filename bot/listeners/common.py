@@ -59,6 +59,13 @@ class Caller:
         thread = message.get("thread_ts") or message.get("ts")
         return cls(context.get("user_id") or "unknown", context.get("channel_id"), thread)
 
+    @property
+    def place(self) -> str:
+        """Where the bot answers this caller, as mrkdwn."""
+        if self.channel is None:
+            return f"the App Home of <@{self.user}>"
+        return f"a thread in <#{self.channel}>" if self.thread_ts else f"<#{self.channel}>"
+
 
 def guard(services: Services, action: str, caller: Caller, target: str | None = None) -> None:
     """Raise Refused (audited) unless the caller may do `action` here."""

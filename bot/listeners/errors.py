@@ -7,6 +7,7 @@ Bolt hands errors of ordinary listeners to `@app.error`, but only logs those of 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.listeners.common import Caller, Refused, audit
 from checks.errors import LsreadyError
+from storage.db import StorageError
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -62,20 +64,48 @@ def handle(
     client: WebClient,
     respond: Respond | None,
 ) -> None:
-    caller = Caller.of(body, context)
     action = context.get("lsready_action") or body.get("type") or "command"
+    report(services, error, Caller.of(body, context), action, client, respond)
+
+
+def report(
+    services: Services,
+    error: Exception,
+    caller: Caller,
+    action: str,
+    client: WebClient,
+    respond: Respond | None,
+) -> None:
+    """Tell the caller about `error` (and audit it); work started off a listener reports here too."""
     if isinstance(error, LsreadyError):
         text = f":warning: {error}"
         if not isinstance(error, Refused):  # refusals were audited where they happened
-            audit(services, caller, action, None, str(error), outcome="error")
-            services.metrics.command(action, "error")
+            outcome = getattr(error, "outcome", "error")  # "busy" is not a fault
+            _audit(services, caller, action, str(error), outcome)
+            services.metrics.command(action, outcome)
+    elif isinstance(error, (StorageError, sqlite3.Error)):
+        # The store cannot be opened or written (a read-only or full volume): auditing would fail too.
+        log.error("store error handling %s for %s: %s", action, caller.user, error)
+        text = (
+            f":warning: lsready's database cannot be used right now ({error}), so nothing was recorded. "
+            "Ask an lsready admin to check the volume it lives on, then try again."
+        )
+        services.metrics.command(action, "error")
     else:
         error_id = uuid.uuid4().hex[:8]
         log.error("error %s handling %s for %s", error_id, action, caller.user, exc_info=error)
         text = f":boom: Something went wrong on our side. Quote error id `{error_id}` when you report it."
-        audit(services, caller, action, None, f"error id {error_id}", outcome="failed")
+        _audit(services, caller, action, f"error id {error_id}", "failed")
         services.metrics.command(action, "failed")
     tell(client, respond, caller, services.redactor.text(text))
+
+
+def _audit(services: Services, caller: Caller, action: str, detail: str, outcome: str) -> None:
+    """Audit an error; a failure to audit must not keep the caller from being told."""
+    try:
+        audit(services, caller, action, None, detail, outcome=outcome)
+    except Exception:
+        log.warning("could not audit %s for %s", action, caller.user, exc_info=True)
 
 
 def tell(client: WebClient, respond: Respond | None, caller: Caller, text: str) -> None:

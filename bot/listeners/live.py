@@ -5,13 +5,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from slack_bolt import Respond
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.listeners.common import Caller, audit, guard, post, update
+from bot.listeners.work import Request, start
 from bot.render.limits import Message
 from bot.render.slack_triage import render_progress, render_result, render_stopped
 from runbooks.model import Runbook
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Slack allows about one update per second per message; a little slower leaves room for the final one.
 UPDATE_INTERVAL_S = 1.2
+FINISH_GRACE_S = 5.0  # beyond the interval, how long `finish` waits for the final update to land
 
 
 def runbooks() -> dict[str, Runbook]:
@@ -34,8 +40,9 @@ def runbooks() -> dict[str, Runbook]:
 class LiveMessage:
     """Collects progress from any thread; one updater thread pushes it at most every `interval` seconds.
 
-    `finish` stops the updater before the final update, so a late progress update can never
-    overwrite the result.
+    The updater thread sends the final update too, after any update in flight, so a late progress
+    update can never overwrite the result. `finish` waits for it a bounded time: an update stuck in
+    a slow Slack call (or sleeping on a rate limit's Retry-After) must not hold the caller's worker.
     """
 
     def __init__(
@@ -52,6 +59,8 @@ class LiveMessage:
         self._dirty = False
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._final: Message | None = None
+        self._sent: Future[None] = Future()  # the final update's outcome
         self._thread = threading.Thread(target=self._run, name=f"live-{ts}", daemon=True)
         self._thread.start()
 
@@ -61,21 +70,45 @@ class LiveMessage:
             self._dirty = True
 
     def _run(self) -> None:
-        while not self._done.wait(self.interval):
-            with self._lock:
-                if not self._dirty:
-                    continue
-                steps, self._dirty = list(self.steps), False
-            try:
-                update(self.client, self.channel, self.ts, self.render(steps))
-            except SlackApiError as exc:  # a missed intermediate update is harmless; the final one matters
-                log.warning("live update of %s failed: %s", self.ts, exc.response.get("error"))
+        try:
+            while not self._done.wait(self.interval):
+                with self._lock:
+                    if not self._dirty:
+                        continue
+                    steps, self._dirty = list(self.steps), False
+                try:  # a missed intermediate update is harmless; the final one matters
+                    update(self.client, self.channel, self.ts, self.render(steps))
+                except SlackApiError as exc:
+                    log.warning("live update of %s failed: %s", self.ts, exc.response.get("error"))
+                except (SlackClientError, OSError) as exc:  # a timeout, a refused connection
+                    log.warning("live update of %s failed: %s", self.ts, exc)
+        finally:
+            self._done.wait()  # early only if rendering the progress failed
+            self._send_final()
+
+    def _send_final(self) -> None:
+        try:
+            if self._final is not None:
+                update(self.client, self.channel, self.ts, self._final)
+        except Exception as exc:  # handed to `finish`, which raises it on the caller's thread
+            self._sent.set_exception(exc)
+        else:
+            self._sent.set_result(None)
 
     def finish(self, final: Message | None = None) -> None:
+        """Send `final` after any update in flight; raise its error if it comes back in time."""
+        self._final = final  # set before `_done`: the updater reads it only after seeing `_done`
         self._done.set()
-        self._thread.join()
-        if final is not None:
-            update(self.client, self.channel, self.ts, final)
+        try:
+            self._sent.result(timeout=self.interval + FINISH_GRACE_S)
+        except FutureTimeout:
+            log.warning("live message %s: Slack is slow; the final update follows when it answers", self.ts)
+            self._sent.add_done_callback(_log_late_failure)
+
+
+def _log_late_failure(sent: Future[None]) -> None:
+    if sent.exception() is not None:
+        log.warning("final live update failed after its caller moved on: %s", sent.exception())
 
 
 def run_triage(
@@ -86,11 +119,41 @@ def run_triage(
     runbook: str | None,
     *,
     thread_ts: str | None = None,
-) -> str:
-    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind."""
+    respond: Respond | None = None,
+) -> None:
+    """Start a live triage of the target with one runbook (None: the first) on the slow pool."""
     name = services.readiness.target_name(target)
     guard(services, "triage", caller, name)
     book = get_runbook(runbook or next(iter(RUNBOOKS)))  # raises UnknownRunbook with a suggestion
+    request = Request("triage", name, book.name)
+    work = partial(live_triage, services, client, caller, name, book, thread_ts)
+    start(services, request, caller, work, client=client, respond=respond)
+
+
+def run_all_triages(
+    services: Services,
+    client: WebClient,
+    caller: Caller,
+    target: str | None,
+    *,
+    thread_ts: str | None = None,
+    respond: Respond | None = None,
+) -> None:
+    """Start every runbook on the target, one after the other, as one piece of slow work."""
+    name = services.readiness.target_name(target)
+    guard(services, "triage", caller, name)
+
+    def work() -> None:
+        for book in RUNBOOKS.values():
+            live_triage(services, client, caller, name, book, thread_ts)
+
+    start(services, Request("triage", name, "all runbooks"), caller, work, client=client, respond=respond)
+
+
+def live_triage(
+    services: Services, client: WebClient, caller: Caller, name: str, book: Runbook, thread_ts: str | None
+) -> str:
+    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind."""
     redactor, started = services.redactor, datetime.now(UTC)
     ts = post(client, caller.channel, render_progress(book, name, [], started, redactor), thread_ts)
     live = LiveMessage(
