@@ -1,0 +1,161 @@
+"""The Slack bot under a hung ClickHouse: ack latency of a burst of triages, and a triage's wall time.
+
+Both run a real `lsready serve` subprocess (HTTP mode) whose ClickHouse URL is a TCP black hole
+and whose Redis is a real redis-server; requests are signed like Slack's, over loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import Result, Serve, blackhole, calls, median, percentile, row, say, temp_dir, testkit
+from bot.actions import TRIAGE_RERUN
+from runbooks.demo.engines import RedisServer
+
+ACK_TARGET_MS = 300.0  # p99 from request to ack; Slack gives up at 3 s
+HELP_REPLY_TARGET_MS = 1000.0  # a help reply while a triage hangs: the bot is still there
+
+
+@contextlib.contextmanager
+def hung_clickhouse_bot(timeouts: dict[str, float]) -> Iterator[tuple[Serve, Any]]:
+    """A serving bot whose target has a real Redis and a black-holed ClickHouse; all torn down after."""
+    kit = testkit()
+    with temp_dir() as tmp, contextlib.ExitStack() as stack:
+        (tmp / "redis").mkdir()
+        redis = RedisServer(tmp / "redis").start()
+        stack.callback(redis.stop)
+        hole = blackhole()
+        stack.callback(hole.close)
+        fake = kit.FakeSlack()
+        stack.callback(fake.close)
+        target = {"redis": {"url": redis.url}, "clickhouse": {"url": f"http://127.0.0.1:{hole.port}/default"}}
+        config = {"default_target": "prod", "targets": {"prod": target}, "timeouts": timeouts}
+        bot = Serve(config, Path(tmp), fake)
+        stack.callback(bot.stop)
+        bot.command("help")  # the first request after start-up loads the listeners' templates
+        yield bot, fake
+
+
+def _answered(fake: Any) -> int:
+    """Triages acted on: their checklist was posted, or the caller was told why not (busy, running)."""
+    started = calls(fake, "chat.postMessage", lambda a: "triage on" in str(a.get("text")))
+    told = calls(fake, "respond", lambda a: str(a.get("text")).startswith(":warning:"))
+    return len(started) + len(told)
+
+
+def ack_latency(quick: bool) -> Result:
+    """Time to the HTTP ack of back-to-back `/langsmith triage` requests while ClickHouse hangs."""
+    count = 20 if quick else 50
+    timeouts = {"probe_s": 2, "run_s": 4}
+    with hung_clickhouse_bot(timeouts) as (bot, fake):
+        say(f"ack: {count} signed triage requests, ClickHouse black-holed")
+        replies = [bot.command("triage prod") for _ in range(count)]
+        ms = [r.elapsed * 1000 for r in replies]
+        refused = sum(r.status != 200 for r in replies)
+        # Every acked command must also be acted on: started, or answered with why it was not.
+        deadline = time.monotonic() + 20 + count * timeouts["run_s"] / 8
+        while _answered(fake) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        acted = _answered(fake)
+        started = len(calls(fake, "chat.postMessage", lambda a: "triage on" in str(a.get("text"))))
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    return Result(
+        rows=[
+            row("ack", "triage ack latency p50", p50, "ms"),
+            row("ack", "triage ack latency p99", p99, "ms", "<", ACK_TARGET_MS, f"{count} requests"),
+            row("ack", "requests not acked with 200", refused, "count", "==", 0),
+            row(
+                "ack",
+                "acked triages neither started nor answered",
+                count - acted,
+                "count",
+                "==",
+                0,
+                f"{started} started; the rest told busy or already running",
+            ),
+        ],
+        details={"requests": count, "timeouts": timeouts, "latencies_ms": [round(m, 2) for m in ms]},
+    )
+
+
+def _final(fake: Any) -> list[Any]:
+    """Final triage messages: the chat.update that carries the Re-run button."""
+    return calls(fake, "chat.update", lambda a: TRIAGE_RERUN in json.dumps(a.get("blocks")))
+
+
+def _help_while(bot: Serve, fake: Any, done: int) -> list[tuple[float, float]]:
+    """(ack ms, reply ms) of `/langsmith help` sent every 0.25 s until `done` triages have ended."""
+    seen: list[tuple[float, float]] = []
+    while len(_final(fake)) < done and len(seen) < 60:
+        before = len(calls(fake, "respond"))
+        t0 = time.monotonic()
+        reply = bot.command("help")
+        answered = None
+        while answered is None and time.monotonic() - t0 < 10:
+            got = calls(fake, "respond")
+            answered = got[before].at if len(got) > before else None
+            time.sleep(0.005)
+        seen.append((reply.elapsed * 1000, ((answered or time.monotonic() + 10) - t0) * 1000))
+        time.sleep(0.25)
+    return seen
+
+
+def hung_triage(quick: bool) -> Result:
+    """A triage against a black-holed ClickHouse ends by its deadline, and help is answered meanwhile."""
+    runs = 1 if quick else 3
+    # The run deadline (4 s) binds before the probe timeout (10 s): the walk must cut the steps off.
+    timeouts = {"probe_s": 10, "run_s": 4}
+    deadline = min(timeouts["run_s"], 20.0)
+    walls: list[float] = []
+    helps: list[tuple[float, float]] = []
+    with hung_clickhouse_bot(timeouts) as (bot, fake):
+        for n in range(runs):
+            say(f"hung: triage {n + 1}/{runs} with ClickHouse black-holed, help sent meanwhile")
+            t0 = time.monotonic()
+            bot.command("triage prod")
+            helps += _help_while(bot, fake, n + 1)
+            finals = _final(fake)
+            walls.append(finals[n].at - t0 if len(finals) > n else float("inf"))
+    acks, replies = [h[0] for h in helps], [h[1] for h in helps]
+    return Result(
+        rows=[
+            row(
+                "hung",
+                "triage wall time, worst (request to diagnosis)",
+                max(walls),
+                "s",
+                "<=",
+                deadline + 1,
+                f"deadline {deadline:g} s, {runs} runs",
+            ),
+            row(
+                "hung",
+                "help ack latency p99 during the triage",
+                percentile(acks, 99),
+                "ms",
+                "<",
+                ACK_TARGET_MS,
+                f"{len(acks)} requests",
+            ),
+            row(
+                "hung",
+                "help reply latency p99 during the triage",
+                percentile(replies, 99),
+                "ms",
+                "<",
+                HELP_REPLY_TARGET_MS,
+            ),
+        ],
+        details={
+            "timeouts": timeouts,
+            "deadline_s": deadline,
+            "triage_wall_s": [round(w, 3) for w in walls],
+            "help_ack_ms_median": round(median(acks), 2),
+            "help": [{"ack_ms": round(a, 2), "reply_ms": round(r, 2)} for a, r in helps],
+        },
+    )
