@@ -630,7 +630,7 @@ def connection_reuse(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Few new sessions per second and few very young backends: clients keep their connections."""
     pg = clients.postgres
     first = _session_count(pg)
-    # The lock is released between the two queries, so other probes proceed while this one waits.
+    # No connection is held while sleeping, so other probes proceed while this one waits.
     time.sleep(float(params["sample_seconds"]))
     second = _session_count(pg)
     elapsed = max(1e-3, second["t"] - first["t"])

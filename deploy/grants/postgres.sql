@@ -10,7 +10,7 @@
 CREATE ROLE lsready WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 10
     IN ROLE pg_monitor;
 
--- Defence in depth: lsready already opens read-only transactions with a statement timeout.
+-- Defence in depth: lsready already opens read-only sessions with a statement timeout.
 ALTER ROLE lsready SET default_transaction_read_only = on;
 ALTER ROLE lsready SET statement_timeout = '10s';
 
