@@ -204,7 +204,7 @@ class Config(_Strict):
         if chosen is None and len(self.targets) == 1:
             chosen = next(iter(self.targets))
         if chosen is None:
-            raise UnknownTarget("(none given)", sorted(self.targets))
+            raise UnknownTarget(None, sorted(self.targets))
         if chosen not in self.targets:
             raise UnknownTarget(chosen, sorted(self.targets))
         return chosen, self.targets[chosen]

@@ -32,5 +32,14 @@ class NotConfigured(LsreadyError):
 
 
 class UnknownTarget(LsreadyError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"unknown target '{name}'; configured targets: {', '.join(known) or 'none'}")
+    def __init__(self, name: str | None, known: list[str]) -> None:
+        if not known:
+            message = (
+                "no targets are configured: write lsready.yaml (see README, Configuration), "
+                "pass --config PATH, or try `lsready demo`"
+            )
+        elif name is None:
+            message = f"several targets are configured ({', '.join(known)}): name one, or set default_target"
+        else:
+            message = f"unknown target '{name}'; configured targets: {', '.join(known)}"
+        super().__init__(message)

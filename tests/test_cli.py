@@ -156,3 +156,18 @@ def test_config_check_names_the_one_probe_that_writes(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], obj={})
     assert result.exit_code == 0
     assert "writes small objects under lsready-probe/ in bucket traces" in result.output
+
+
+def test_no_config_at_all_says_how_to_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check"], obj={})
+    assert result.exit_code == 2
+    assert "no targets are configured" in result.output and "lsready demo" in result.output
+
+
+def test_several_targets_without_default_ask_for_one(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}, b: {}}\n")
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
+    assert result.exit_code == 2
+    assert "several targets are configured (a, b)" in result.output
