@@ -347,7 +347,7 @@ def test_ingestion_delay_prefers_received_at_when_runs_has_it(langsmith):
 
 
 def _partition_with_history(admin: Any, db: str) -> None:
-    """Many older runs in the same partition: 300k runs inserted 50 min ago and 2000 fresh ones, one day's partition."""
+    """Many older runs share the fresh runs' partition: 300k inserted 50 min ago, 2000 fresh ones."""
     build_clickhouse(admin, db, runs=0)
     admin.command(f"SYSTEM STOP MERGES `{db}`.runs")  # keep the two parts apart
     _insert_runs(admin, db, tenant=1, rows=300_000, age_s=3000, delay_s=1)
