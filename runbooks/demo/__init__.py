@@ -1,5 +1,8 @@
 """`lsready demo`: real engines, a LangSmith-shaped schema, and the real checks against them.
 
+The datastores are real embedded engines; the Kubernetes side is a snapshot of a release as the
+chart's default values leave it, so the cluster items show what a default install fails.
+
 With a scenario, the engines first get an incident (runbooks.demo.scenarios), then the triage and
 the checks both run against them.
 """
@@ -12,6 +15,7 @@ from typing import Any, overload
 from checks.config import Config, validate
 from checks.engine import check
 from checks.runner import Report
+from runbooks.demo.cluster import NS, RELEASE, chart_defaults, write_snapshot
 from runbooks.demo.engines import Engines, chdb_url
 from runbooks.demo.schema import build_clickhouse, build_postgres, build_redis
 from runbooks.model import TriageResult
@@ -25,6 +29,8 @@ class ScenarioRun:
 
 
 def _config(engines: Engines, thresholds: dict[str, Any] | None = None) -> Config:
+    # The cluster side is an offline snapshot of a release installed with the chart's defaults.
+    snapshot = write_snapshot(chart_defaults(), engines.root / "k8s")
     raw: dict[str, Any] = {
         "default_target": "demo",
         "targets": {
@@ -32,6 +38,7 @@ def _config(engines: Engines, thresholds: dict[str, Any] | None = None) -> Confi
                 "redis": {"url": engines.redis.url},
                 "postgres": {"url": engines.postgres.url},
                 "clickhouse": {"url": chdb_url(engines.clickhouse_dir)},
+                "kubernetes": {"namespace": NS, "release": RELEASE, "snapshot_dir": str(snapshot)},
             }
         },
     }
