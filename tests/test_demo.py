@@ -17,7 +17,7 @@ def test_demo_runs_real_checks_on_embedded_engines(tmp_path):
     assert by_id["clickhouse.migrations"]["evidence"]["version"] > 0
     assert by_id["postgres.max_connections"]["status"] == "pass"
     assert by_id["redis.memory_sized"]["status"] in ("warn", "pass")
-    # The cluster side is a chart-defaults install: blob storage off, no HPA, 25M body size.
-    for item in ("blob.enabled", "autoscaling.hpa_configured", "network.max_body_size"):
+    # The cluster side is a chart-defaults install: blob storage off, no HPA.
+    for item in ("blob.enabled", "autoscaling.hpa_configured"):
         assert by_id[item]["status"] in ("fail", "warn"), (item, by_id[item]["summary"])
     assert "Traceback" not in out.stderr
