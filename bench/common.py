@@ -167,10 +167,35 @@ def rss_mb(pid: int) -> tuple[float, float]:
 _LISTENING = re.compile(r"HTTP on [\d.]+:(\d+)/slack/events")
 
 
-class Serve:
-    """`lsready serve` in HTTP mode on a loopback port, its Slack Web API a FakeSlack in this process."""
+# Run bot.cli with some top-level packages unimportable, as if not installed (see Serve's `absent`).
+_ABSENT_BOOT = """
+import runpy, sys
+absent = set(sys.argv[1].split(","))
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in absent:
+            raise ModuleNotFoundError(f"No module named {name!r} (absent for the bench)", name=name)
+sys.meta_path.insert(0, Absent())
+del sys.argv[1]
+runpy.run_module("bot.cli", run_name="__main__", alter_sys=True)
+"""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, fake: Any, start_timeout: float = 60) -> None:
+
+class Serve:
+    """`lsready serve` in HTTP mode on a loopback port, its Slack Web API a FakeSlack in this process.
+
+    `absent` names top-level packages the bot must find uninstalled (e.g. the demo extra's chdb and
+    what only it pulls in), so the process looks like a production install.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        fake: Any,
+        start_timeout: float = 60,
+        absent: tuple[str, ...] = (),
+    ) -> None:
         kit = testkit()
         self.fake = fake
         config = {**config, "storage": {"path": str(workdir / "lsready.db")}}
@@ -184,10 +209,10 @@ class Serve:
             "PYTHONUNBUFFERED": "1",
         }
         self.log_path = workdir / "serve.log"
+        boot = ["-c", _ABSENT_BOOT, ",".join(absent)] if absent else ["-m", "bot.cli"]
         args = [
             sys.executable,
-            "-m",
-            "bot.cli",
+            *boot,
             "--config",
             str(config_path),
             "serve",
