@@ -28,6 +28,7 @@ from checks.clients import Clients
 from checks.config import TargetConfig
 from checks.model import Status
 from checks.probes import postgres as probes
+from checks.probes.common import quantity
 from checks.registry import load_catalog
 from checks.runner import run_checks
 
@@ -559,14 +560,14 @@ def test_sizes_without_volume_capacity_need_a_person(lsr_url):
 @pytest.mark.parametrize(("used_gib", "status"), [(1, Status.PASS), (7.5, Status.WARN), (9, Status.FAIL)])
 def test_disk_usage_graded_against_known_capacity(used_gib, status):
     params = CATALOG.get("postgres.disk").thresholds
-    pvc = {"name": "data-langsmith-postgres-0", "capacity_bytes": probes.parse_quantity("10Gi")}
+    pvc = {"name": "data-langsmith-postgres-0", "capacity_bytes": quantity("10Gi")}
     assert probes.disk_verdict(used_gib * 2**30, pvc, params)[0] is status
 
 
 def test_kubernetes_quantities_parse():
-    assert probes.parse_quantity("8Gi") == 8 * 2**30
-    assert probes.parse_quantity("500M") == 500e6
-    assert probes.parse_quantity("lots") is None
+    assert quantity("8Gi") == 8 * 2**30
+    assert quantity("500M") == 500e6
+    assert quantity("lots") is None
 
 
 # --- postgres.autovacuum ------------------------------------------------------------------------

@@ -118,3 +118,15 @@ def human_duration(seconds: float | None) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
+
+
+def quantity(value: Any) -> float | None:
+    """A Kubernetes quantity ("500m", "2Gi", "500M") as a number of cores or bytes; None if it is not one."""
+    if value is None:
+        return None
+    from kubernetes.utils import parse_quantity
+
+    try:
+        return float(parse_quantity(value))
+    except (ValueError, TypeError):
+        return None

@@ -18,6 +18,7 @@ from typing import Any
 from checks.clients import Clients
 from checks.cluster import INSTANCE_LABEL, Cluster, ClusterError
 from checks.model import Evidence, Status
+from checks.probes.common import quantity
 
 # LangSmith's Deployments (facts §1); host-backend, listener and operator only exist with deployments on.
 COMPONENTS = ("backend", "platform-backend", "queue", "ingest-queue", "frontend", "playground", "ace-backend")
@@ -108,18 +109,6 @@ def env_on(cluster: Cluster, workloads: Mapping[str, Mapping[str, Any]], var: st
         if var in env:
             found[name] = env[var]
     return found
-
-
-def quantity(value: Any) -> float | None:
-    """A Kubernetes quantity ("500m", "2Gi") as a number of cores or bytes."""
-    if value is None:
-        return None
-    from kubernetes.utils import parse_quantity
-
-    try:
-        return float(parse_quantity(value))
-    except (ValueError, TypeError):
-        return None
 
 
 def is_eks(cluster: Cluster) -> tuple[bool, str]:

@@ -26,6 +26,7 @@ from checks.probes.common import (
     human_bytes,
     human_duration,
     pct,
+    quantity,
     worst,
 )
 
@@ -775,21 +776,6 @@ def _monitoring_clients(pg: PostgresSession) -> list[str]:
 # --- Item: disk ---------------------------------------------------------------------------------
 
 
-_QUANTITY = re.compile(r"^([0-9.]+)([KMGTPE]i?|k|m)?$")
-_UNITS = {
-    "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18, "m": 1e-3,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-}  # fmt: skip
-
-
-def parse_quantity(text: str) -> float | None:
-    """Bytes of a Kubernetes quantity like `8Gi` or `500M`; None if it is not one."""
-    match = _QUANTITY.match(str(text).strip())
-    if not match:
-        return None
-    return float(match.group(1)) * _UNITS.get(match.group(2) or "", 1)
-
-
 def disk(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Database and WAL sizes against the volume when Kubernetes shows it; else a person confirms alerting."""
     pg = clients.postgres
@@ -837,7 +823,7 @@ def _postgres_pvc(cluster: Any) -> dict[str, Any] | None:
     return {
         "name": name,
         "capacity": capacity,
-        "capacity_bytes": parse_quantity(capacity) if capacity else None,
+        "capacity_bytes": quantity(capacity) if capacity else None,
     }
 
 
