@@ -50,6 +50,25 @@ from runbooks.demo.cluster import (  # noqa: F401 (re-exported for the tests)
 
 TOKEN = "test-token"  # not a secret: the fake only checks that the client sends it
 
+
+def write_kubeconfig(
+    path: Path, server: str, user: dict[str, Any] | None = None, namespace: str = "langsmith"
+) -> Path:
+    """A kubeconfig with one context on `server`; the user authenticates with a token unless given."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "lsready", "user": user or {"token": TOKEN}}],
+        "contexts": [
+            {"name": "fake", "context": {"cluster": "fake", "user": "lsready", "namespace": namespace}}
+        ],
+        "current-context": "fake",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
 # -- the server -------------------------------------------------------------------------------------
 
 
@@ -79,18 +98,7 @@ class FakeKubeAPI:
 
     def kubeconfig(self, path: Path, namespace: str = "langsmith") -> Path:
         """Write a kubeconfig pointing at this server and return its path."""
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-            "users": [{"name": "lsready", "user": {"token": TOKEN}}],
-            "contexts": [
-                {"name": "fake", "context": {"cluster": "fake", "user": "lsready", "namespace": namespace}}
-            ],
-            "current-context": "fake",
-        }
-        path.write_text(json.dumps(config))
-        return path
+        return write_kubeconfig(path, self.url, namespace=namespace)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
@@ -10,7 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from k8s_fake import Servers, production
+from k8s_fake import Servers, production, write_kubeconfig
 from test_probes_postgres import proxied
 
 import checks.clients as clients_mod
@@ -278,15 +277,7 @@ def test_probes_of_a_black_holed_redis_do_not_pile_up_run_after_run(blackhole):
 
 
 def test_no_more_probes_start_against_a_backend_earlier_runs_still_hang_on(tmp_path, blackhole):
-    kubeconfig = tmp_path / "kc"
-    kubeconfig.write_text(
-        json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{blackhole.port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        })
-    )  # fmt: skip
+    kubeconfig = write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{blackhole.port}")
     section = {"kubeconfig": str(kubeconfig)}
     key = clients_mod._identity("kubernetes", TargetConfig.model_validate({"kubernetes": section}).kubernetes)
     items = [i for i in CATALOG.items if i.probe and i.probe.startswith("kubernetes.")]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_fake import NS, Servers, chart_defaults, deployment, production, write_snapshot
+from k8s_fake import NS, Servers, chart_defaults, deployment, production, write_kubeconfig, write_snapshot
 
 from checks import cluster as cluster_mod
 from checks.clients import BackendUnavailable, Clients
@@ -120,15 +120,7 @@ def test_forbidden_kind_raises_an_error_naming_kind_and_verb(servers):
 
 
 def test_an_api_that_never_answers_fails_within_the_timeout(tmp_path, blackhole):
-    kubeconfig = tmp_path / "kc"
-    kubeconfig.write_text(
-        json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{blackhole.port}"}}],
-            "users": [{"name": "u", "user": {"token": "t"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-        })
-    )  # fmt: skip
+    kubeconfig = write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{blackhole.port}")
     cluster = open_cluster(KubernetesConfig(kubeconfig=str(kubeconfig)), timeout_s=0.5)
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"did not answer list deployments.apps .* within 0.5 s"):
@@ -265,19 +257,13 @@ def _gone(pid: int) -> bool:
 
 def test_an_exec_plugin_that_never_returns_makes_kubernetes_unknown_in_time_and_is_killed(tmp_path):
     pidfile = tmp_path / "plugin.pid"
-    kubeconfig = tmp_path / "kc"
-    kubeconfig.write_text(
-        yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": "c",
-            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "sso"}}],
-            # Like `aws eks get-token` waiting on an SSO login nobody completes.
-            "users": [{"name": "sso", "user": {"exec": {
-                "apiVersion": "client.authentication.k8s.io/v1beta1",
-                "command": "/bin/sh", "args": ["-c", f"echo $$ > {pidfile}; exec sleep 600"],
-            }}}],
-        })
-    )  # fmt: skip
+    # Like `aws eks get-token` waiting on an SSO login nobody completes.
+    plugin = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": "/bin/sh",
+        "args": ["-c", f"echo $$ > {pidfile}; exec sleep 600"],
+    }
+    kubeconfig = write_kubeconfig(tmp_path / "kc", "https://127.0.0.1:1", user={"exec": plugin})
     catalog = load_catalog()
     items = [i for i in catalog.items if i.probe and i.probe.startswith("kubernetes.")]
     clients = Clients("t", TargetConfig.model_validate({"kubernetes": {"kubeconfig": str(kubeconfig)}}), 0.5)
