@@ -284,6 +284,15 @@ class BotHarness:
         self.services.pool.shutdown(wait=True)  # no listener may outlive the fake it talks to
         self.fake.close()
 
+    def wait_idle(self, timeout: float = 15.0) -> None:
+        """Until no check, triage or digest is running or waiting (a posted report's job may still be
+        recording its audit entry when the message lands)."""
+        deadline = time.monotonic() + timeout
+        while self.services.pool.admitted:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"slow work still running after {timeout} s")
+            time.sleep(0.01)
+
     # --- what Slack would send -----------------------------------------------------------------
 
     def command(self, text: str, *, user: str = "U0000001", channel: str = "C0000001", **kw: Any) -> Reply:
