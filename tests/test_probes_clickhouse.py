@@ -24,6 +24,7 @@ import pytest
 
 from checks.clients import Clients
 from checks.config import TargetConfig
+from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes import clickhouse as chp
 from checks.registry import load_catalog
@@ -323,6 +324,20 @@ def test_tenant_volume_without_runs_table_is_unknown(clickhouse):
     url, _, db = clickhouse
     with pytest.raises(chp.TableAbsent, match=rf"{db}\.runs does not exist"):
         _run("clickhouse.tenant_volume", _clients(url))
+
+
+def test_a_runs_table_without_parts_is_never_scanned(clickhouse):
+    url, admin, db = clickhouse
+    admin.command(
+        f"CREATE TABLE `{db}`.runs (id UUID, tenant_id UUID, start_time DateTime64(6, 'UTC'), "
+        "inserted_at DateTime64(6, 'UTC'), trace_first_received_at Nullable(DateTime64(6, 'UTC'))) "
+        "ENGINE = Memory"
+    )
+    clients = _clients(url)
+    with pytest.raises(LsreadyError, match=rf"{db}\.runs is a Memory table, not a MergeTree one"):
+        chp.ingestion_delay(clients.clickhouse)
+    with pytest.raises(LsreadyError, match="will not scan it unbounded"):
+        _run("clickhouse.tenant_volume", clients)
 
 
 def test_ingestion_delay_measures_trace_first_received_to_inserted(langsmith):

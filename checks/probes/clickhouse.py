@@ -1388,10 +1388,13 @@ class PartsRead:
 
 
 def _runs_columns(ch: ClickHouseSession, probe: str) -> list[dict[str, Any]]:
+    """The runs table's columns; fails unless it is a MergeTree table, since the bounded reads pick
+    its parts (one round trip: the engine comes beside each column)."""
     rows = _rows(
         ch,
         probe,
-        "SELECT name, type, is_in_partition_key, is_in_sorting_key FROM system.columns "
+        "SELECT name, type, is_in_partition_key, is_in_sorting_key, (SELECT engine FROM system.tables "
+        "WHERE database = {db:String} AND name = 'runs' LIMIT 1) AS engine FROM system.columns "
         "WHERE database = {db:String} AND table = 'runs' ORDER BY position LIMIT 500",
         {"db": ch.database},
         reads="system.columns",
@@ -1402,25 +1405,13 @@ def _runs_columns(ch: ClickHouseSession, probe: str) -> list[dict[str, Any]]:
             f"{ch.database}.runs does not exist (or is not visible to this user); run the "
             "backend-ch-migrations job or grant SHOW COLUMNS on it"
         )
-    return rows
-
-
-def _require_merge_tree(ch: ClickHouseSession, probe: str) -> None:
-    """The bounded reads pick parts of runs; a table without parts cannot be read that way."""
-    rows = _rows(
-        ch,
-        probe,
-        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'runs' LIMIT 1",
-        {"db": ch.database},
-        reads="system.tables",
-        purpose="find the runs table's engine",
-    )
-    engine = str(rows[0]["engine"]) if rows else ""
+    engine = str(rows[0]["engine"] or "")
     if "MergeTree" not in engine:
         raise LsreadyError(
             f"{ch.database}.runs is a {engine or 'missing'} table, not a MergeTree one; lsready bounds its "
             "reads of runs by MergeTree parts and will not scan it unbounded"
         )
+    return rows
 
 
 def runs_time_key(columns: Sequence[Mapping[str, Any]]) -> str:
@@ -1514,7 +1505,6 @@ def tenant_volume(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     ch = clients.clickhouse
     hours, top, cap = int(params["window_hours"]), int(params["top"]), int(params["max_rows"])
     key = runs_time_key(_runs_columns(ch, "tenant_volume"))
-    _require_merge_tree(ch, "tenant_volume")
     row, read = _bounded_runs_read(
         ch,
         "tenant_volume",
@@ -1587,7 +1577,6 @@ def ingestion_delay(
             f"{ch.database}.runs has neither received_at nor trace_first_received_at beside inserted_at; "
             "cannot measure ingestion delay"
         )
-    _require_merge_tree(ch, probe)
     delay = f"dateDiff('millisecond', {_ident(received)}, inserted_at) / 1000"
     row, read = _bounded_runs_read(
         ch,
