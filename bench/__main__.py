@@ -27,7 +27,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "ack": ("ack latency of /langsmith triage while ClickHouse is a black hole", 180),
     "triage": ("triage wall time vs its slowest step, healthy embedded engines", 180),
     "hung": ("triage wall time vs its deadline under a hung ClickHouse; help meanwhile", 180),
-    "clickhouse": ("rows read and time of the triage queries on a 10M-row runs table vs naive", 600),
+    "clickhouse": ("rows read and time of the triage queries on a 30M-row runs table vs naive", 600),
     "check": ("full check wall time on embedded engines, 1, 4 and 16 targets", 300),
     "memory": ("RSS of lsready serve idle, after 100 and after 200 commands", 480),
 }

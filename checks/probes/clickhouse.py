@@ -1467,6 +1467,7 @@ def _bounded_runs_read(
         "length(plan) AS parts_total, length(picked) AS parts_read, "
         "arraySum(p -> p.2, plan) AS part_rows_total, arraySum(p -> p.2, picked) AS part_rows_read"
     )
+    # IN (SELECT ...), not has(chosen, _part): both prune parts, but has() is then evaluated per row.
     runs = f"{_table(ch, 'runs')} WHERE _part IN (SELECT arrayJoin(chosen)) AND {where}"
     source = f"(SELECT {group[0]} FROM {runs} GROUP BY {group[1]})" if group else runs
     sql = (
