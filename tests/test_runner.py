@@ -40,7 +40,7 @@ def test_blackholed_backend_is_unknown_within_timeout_while_others_pass(blackhol
     assert "1 s" in by_id["redis.memory_sized"].summary or "Timeout" in by_id["redis.memory_sized"].summary
     assert by_id["postgres.max_connections"].status is Status.PASS
     assert by_id["clickhouse.migrations"].status is Status.PASS
-    assert elapsed < 3.0, f"a silent backend held the run for {elapsed:.1f} s"
+    assert elapsed < 6.0, f"a silent backend held the run for {elapsed:.1f} s (the run deadline is 10 s)"
 
 
 def test_probe_that_never_returns_is_unknown_at_its_timeout():
