@@ -16,7 +16,7 @@ ProbeFn = Callable[["Clients", Mapping[str, Any]], "Evidence"]
 
 def all_probes() -> dict[str, ProbeFn]:
     """Every probe by name; a name registered twice is an error."""
-    from checks.probes import blob, clickhouse, kubernetes, network, postgres, redis
+    from checks.probes import blob, clickhouse, incluster, kubernetes, network, postgres, redis
 
     merged: dict[str, ProbeFn] = {}
     for module in (redis, postgres, clickhouse, kubernetes, blob, network):
@@ -24,4 +24,4 @@ def all_probes() -> dict[str, ProbeFn]:
             if name in merged:
                 raise CatalogError(f"probe '{name}' is registered twice")
             merged[name] = fn
-    return merged
+    return incluster.extend(merged)

@@ -345,7 +345,7 @@ def clickhouse_pvcs_bound(clients: Clients, params: Mapping[str, Any]) -> Eviden
         return _not_eks(why)
     storage = clickhouse_storage(cluster)
     if storage is None:
-        return _external_clickhouse(cluster, Status.NA)
+        return external_clickhouse(cluster, Status.NA)
     if not storage.pvc_names:
         return Evidence(
             Status.FAIL,
@@ -393,7 +393,7 @@ def volume_expansion(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         return _not_eks(why)
     storage = clickhouse_storage(cluster)
     if storage is None:
-        return _external_clickhouse(cluster, Status.NA)
+        return external_clickhouse(cluster, Status.NA)
     allowed = bool((storage.storage_class or {}).get("allowVolumeExpansion"))
     resizing = {
         n: c.get("type")
@@ -427,7 +427,7 @@ def volume_expansion(clients: Clients, params: Mapping[str, Any]) -> Evidence:
 # -- ClickHouse storage and size ------------------------------------------------------------------
 
 
-def _external_clickhouse(cluster: Cluster, status: Status) -> Evidence:
+def external_clickhouse(cluster: Cluster, status: Status) -> Evidence:
     what = "attest its storage from the provider's console" if status is Status.MANUAL else "nothing to check"
     return Evidence(
         status,
@@ -453,7 +453,7 @@ def clickhouse_ssd(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     cluster = clients.cluster
     storage = clickhouse_storage(cluster)
     if storage is None:
-        return _external_clickhouse(cluster, Status.MANUAL)
+        return external_clickhouse(cluster, Status.MANUAL)
     observed = _storage_observed(cluster, storage)
     if storage.storage_class is None:
         return Evidence(
@@ -484,7 +484,7 @@ def clickhouse_iops(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     cluster = clients.cluster
     storage = clickhouse_storage(cluster)
     if storage is None:
-        return _external_clickhouse(cluster, Status.MANUAL)
+        return external_clickhouse(cluster, Status.MANUAL)
     min_iops, min_mibps = params["min_iops"], params["min_throughput_mibps"]
     threshold = {"min_iops": min_iops, "min_throughput_mibps": min_mibps}
     observed = _storage_observed(cluster, storage)
@@ -514,7 +514,7 @@ def clickhouse_disk_expansion(clients: Clients, params: Mapping[str, Any]) -> Ev
     cluster = clients.cluster
     storage = clickhouse_storage(cluster)
     if storage is None:
-        return _external_clickhouse(cluster, Status.MANUAL)
+        return external_clickhouse(cluster, Status.MANUAL)
     observed = _storage_observed(cluster, storage)
     allowed = bool((storage.storage_class or {}).get("allowVolumeExpansion"))
     observed["allowVolumeExpansion"] = allowed
@@ -537,7 +537,7 @@ def clickhouse_replicas(clients: Clients, params: Mapping[str, Any]) -> Evidence
     cluster = clients.cluster
     facts = clickhouse_facts(cluster)
     if facts is None:
-        return _external_clickhouse(cluster, Status.MANUAL)
+        return external_clickhouse(cluster, Status.MANUAL)
     minimum = params.get("min", 3)
     status = Status.PASS if facts["replicas"] >= minimum else Status.FAIL
     return Evidence(
@@ -554,7 +554,7 @@ def clickhouse_node_size(clients: Clients, params: Mapping[str, Any]) -> Evidenc
     cluster = clients.cluster
     facts = clickhouse_facts(cluster)
     if facts is None:
-        return _external_clickhouse(cluster, Status.MANUAL)
+        return external_clickhouse(cluster, Status.MANUAL)
     min_cpus, min_gib = params.get("min_cpus", 8), params.get("min_memory_gib", 32)
     threshold = {"min_cpus": min_cpus, "min_memory_gib": min_gib}
     req = (facts["cpu_request"] or 0, facts["memory_request_gib"] or 0)
@@ -996,17 +996,23 @@ def _exporters(cluster: Cluster) -> dict[str, list[str]]:
     return found
 
 
+def scrape_coverage(cluster: Cluster) -> dict[str, list[str]]:
+    """Redis, PostgreSQL, ClickHouse -> the monitors and exporters that scrape each (empty: none seen)."""
+    monitors = _monitors_for(cluster)
+    exporters = _exporters(cluster)
+    return {
+        store: [label for label, text in monitors if any(k in text for k in keys)] + exporters.get(store, [])
+        for store, keys in DATASTORES.items()
+    }
+
+
 def monitoring(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Redis, PostgreSQL and ClickHouse are scraped: ServiceMonitors, PodMonitors or exporters."""
     cluster = clients.cluster
-    monitors = _monitors_for(cluster)
-    exporters = _exporters(cluster)
-    coverage: dict[str, list[str]] = {}
-    for store, keys in DATASTORES.items():
-        via = [label for label, text in monitors if any(k in text for k in keys)] + exporters.get(store, [])
-        coverage[store] = via
+    coverage = scrape_coverage(cluster)
     covered = [s for s, via in coverage.items() if via]
-    observed = {"coverage": coverage, "monitors_seen": len(monitors), "notes": dict(cluster.notes)}
+    seen = len(_monitors_for(cluster))
+    observed = {"coverage": coverage, "monitors_seen": seen, "notes": dict(cluster.notes)}
     if not covered:
         return Evidence(
             Status.MANUAL,
@@ -1081,7 +1087,8 @@ PROBES = {
     "kubernetes.clickhouse_ssd": clickhouse_ssd,
     "kubernetes.clickhouse_iops": clickhouse_iops,
     "kubernetes.clickhouse_disk_expansion": clickhouse_disk_expansion,
-    # Not bound here: the ClickHouse items use SQL; these are the in-cluster view for bundled ClickHouse.
+    # Not bound in the catalog: the ClickHouse items ask ClickHouse, and fall back to these views of
+    # the bundled StatefulSet when it cannot be asked (checks/probes/incluster.py).
     "kubernetes.clickhouse_replicas": clickhouse_replicas,
     "kubernetes.clickhouse_node_size": clickhouse_node_size,
     "kubernetes.read_write_scaling": read_write_scaling,

@@ -189,7 +189,7 @@ def server_facts(clients: Clients) -> ServerFacts:
     )
 
 
-def _bundled_postgres(cluster: Any) -> dict[str, Any] | None:
+def bundled_postgres(cluster: Any) -> dict[str, Any] | None:
     name = cluster.name("postgres")
     sts = cluster.get("statefulsets", name)
     if sts is None:
@@ -218,7 +218,7 @@ def managed(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """PostgreSQL is managed or externally hosted, version >= 14, with LangSmith's extensions available."""
     facts = server_facts(clients)
     ext = extensions(clients.postgres)
-    bundled = cluster_lookup(clients, _bundled_postgres)
+    bundled = cluster_lookup(clients, bundled_postgres)
     min_version = int(params["min_version"])
     observed = {**facts.observed(), "extensions": ext, "bundled_statefulset": bundled}
     threshold = {"min_version": min_version, "required_extensions": list(REQUIRED_EXTENSIONS)}
@@ -270,7 +270,7 @@ def not_embedded(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """LangSmith does not use the bundled single-replica PostgreSQL StatefulSet."""
     facts = server_facts(clients)
     standbys = int(clients.postgres.query("SELECT count(*) AS n FROM pg_stat_replication")[0]["n"])
-    bundled = cluster_lookup(clients, _bundled_postgres)
+    bundled = cluster_lookup(clients, bundled_postgres)
     observed = {**facts.observed(), "streaming_standbys": standbys, "bundled_statefulset": bundled}
     threshold = {"expected": "managed service or an external server with a standby"}
     where = f"PostgreSQL at {facts.endpoint.display()}"

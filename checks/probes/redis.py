@@ -264,7 +264,7 @@ def external(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     endpoint = redis_endpoint(clients.target.redis.url)
     place = classify_host(endpoint.host, MANAGED_SUFFIXES, ("redis",))
     hint, facts = server_hints(server)
-    bundled = cluster_lookup(clients, _bundled_redis)
+    bundled = cluster_lookup(clients, bundled_redis)
     status = placement_verdict(place, bundled, hint)
     provider = place.provider or hint
     observed = {
@@ -298,7 +298,7 @@ def external(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     return Evidence(status, summary, observed, {"expected": "managed or external Redis"})
 
 
-def _bundled_redis(cluster: Any) -> str | None:
+def bundled_redis(cluster: Any) -> str | None:
     name = cluster.name("redis")
     return name if cluster.get("statefulsets", name) is not None else None
 

@@ -1,0 +1,108 @@
+"""Datastore items answered from the cluster when the datastore cannot be asked (a support bundle,
+a kubeconfig without datastore credentials), and the cluster's scraping as evidence when it can."""
+
+import socket
+
+import pytest
+from k8s_fake import Servers, chart_defaults, production
+
+from checks.clients import Clients
+from checks.config import TargetConfig
+from checks.model import Status
+from checks.registry import load_catalog
+from checks.runner import run_checks
+
+CATALOG = load_catalog()
+P, W, F, M = Status.PASS, Status.WARN, Status.FAIL, Status.MANUAL
+# item -> (chart defaults, production-grade), from cluster input alone
+EXPECTED = {
+    "redis.external": (W, M),  # bundled StatefulSet; production's Redis is outside: attest it
+    "postgres.managed": (F, M),
+    "postgres.not_embedded": (F, M),
+    "clickhouse.replicas_min": (F, P),  # 1 replica vs 3
+    "clickhouse.replicas_max": (P, P),
+    "clickhouse.node_size": (W, P),  # requests 3500m / 12Gi; only the limits reach 8 vCPU / 32 GiB
+    "redis.monitored": (M, P),  # production runs redis_exporter
+    "redis.eviction": (M, P),
+    "postgres.monitoring": (M, P),  # postgres-exporter
+    "clickhouse.concurrency": (M, P),  # a ServiceMonitor on ch-metrics
+}
+
+
+@pytest.fixture
+def servers(tmp_path):
+    s = Servers(tmp_path)
+    yield s
+    s.close()
+
+
+def _clients(servers, objects, source="snapshot", **sections):
+    section = servers.kubernetes_section(objects, source)
+    return Clients("t", TargetConfig.model_validate({"kubernetes": section, **sections}), timeout_s=5)
+
+
+def _run(clients, ids):
+    report = run_checks(CATALOG, clients, items=[CATALOG.get(i) for i in ids], probe_timeout_s=5)
+    return {r.item.id: r for r in report.results}
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("source", ["api", "snapshot"])
+@pytest.mark.parametrize(("profile", "column"), [(chart_defaults, 0), (production, 1)])
+def test_with_only_cluster_input_datastore_items_get_the_clusters_verdict(servers, source, profile, column):
+    results = _run(_clients(servers, profile(), source), EXPECTED)
+    got = {i: r.status for i, r in results.items()}
+    assert got == {i: statuses[column] for i, statuses in EXPECTED.items()}
+    for item_id, result in results.items():
+        assert "was not asked" in result.summary and "is not configured" in result.summary, item_id
+        assert result.evidence["from"] == "cluster", item_id
+    if column == 0:
+        assert (
+            "StatefulSet langsmith-clickhouse runs 1 ClickHouse replica(s)"
+            in results["clickhouse.replicas_min"].summary
+        )
+        assert "bundled StatefulSet langsmith-redis" in results["redis.external"].summary
+    else:
+        assert "redis-exporter" in results["redis.monitored"].summary
+
+
+def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers):
+    port = _closed_port()
+    clients = _clients(
+        servers,
+        chart_defaults(),
+        redis={"url": f"redis://127.0.0.1:{port}/0"},
+        clickhouse={"url": f"http://127.0.0.1:{port}/default"},
+    )
+    results = _run(clients, ["redis.external", "clickhouse.replicas_min", "redis.monitored"])
+    assert [r.status for r in results.values()] == [W, F, M]
+    for result in results.values():
+        assert "refused" in result.summary.lower() or "connect" in result.summary.lower(), result.summary
+
+
+def test_without_cluster_input_an_unconfigured_datastore_stays_unknown():
+    clients = Clients("t", TargetConfig.model_validate({}), timeout_s=5)
+    results = _run(clients, ["redis.external", "clickhouse.replicas_min", "redis.monitored"])
+    assert all(r.status is Status.UNKNOWN and "not configured" in r.summary for r in results.values())
+
+
+def test_a_reachable_datastore_is_asked_and_the_cluster_adds_who_scrapes_it(servers, redis_url, redis_client):
+    redis = {"url": redis_url}
+    bare = _run(_clients(servers, chart_defaults(), redis=redis), ["redis.monitored", "redis.external"])
+    # Healthy readings, but nothing in the cluster scrapes Redis: a person must say who watches it.
+    assert bare["redis.monitored"].status is M and "Redis has" in bare["redis.monitored"].summary
+    assert "Nothing in namespace langsmith scrapes Redis" in bare["redis.monitored"].summary
+    assert bare["redis.monitored"].evidence["scraped_by"] == []
+    assert bare["redis.external"].evidence.get("from") is None  # Redis itself answered
+    assert "Redis at 127.0.0.1" in bare["redis.external"].summary
+    watched = _run(_clients(servers, production(), redis=redis), ["redis.monitored"])
+    assert watched["redis.monitored"].status is P and "Scraped by deployment redis-exporter" in (
+        watched["redis.monitored"].summary
+    )
+    alone = _run(Clients("t", TargetConfig.model_validate({"redis": redis})), ["redis.monitored"])
+    assert alone["redis.monitored"].status is P and "scrape" not in alone["redis.monitored"].summary.lower()
