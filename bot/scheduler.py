@@ -21,7 +21,8 @@ from slack_sdk.errors import SlackApiError
 from bot.render.slack_ack import render_reminder
 from bot.render.slack_text import SLACK_USER
 from bot.slack_post import post_digest
-from runbooks.digest import Digest, due_reminders, send_due_digests
+from checks.clients import describe
+from runbooks.digest import Digest, digest_retry_at, due_reminders, send_due_digests
 from runbooks.readiness import Readiness
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,28 @@ def digest_poster(readiness: Readiness, client: WebClient) -> Callable[[Digest],
     return post
 
 
-def send_digests(readiness: Readiness, client: WebClient) -> list[str]:
-    """Post every target's digest due for the current slot; returns the targets posted."""
-    return send_due_digests(readiness, digest_poster(readiness, client))
+def send_digests(
+    readiness: Readiness, client: WebClient, scheduler: BackgroundScheduler | None = None
+) -> list[str]:
+    """Post every target's digest due for the current slot; returns the targets posted.
+
+    A slot still claimed by a post that never finished (a pod killed mid-post, then restarted) is
+    tried again once that claim may be taken over, so a restart never costs the slot its digest.
+    """
+    posted = send_due_digests(readiness, digest_poster(readiness, client))
+    retry = digest_retry_at(readiness)
+    if scheduler is not None and retry is not None:
+        scheduler.add_job(
+            send_digests,
+            "date",
+            run_date=retry,
+            args=[readiness, client, scheduler],
+            id="digest-retry",
+            replace_existing=True,
+            misfire_grace_time=3600,
+        )
+        log.info("a digest post of this slot is unfinished; trying again at %s", retry.isoformat())
+    return posted
 
 
 def send_reminders(readiness: Readiness, client: WebClient) -> int:
@@ -54,8 +74,12 @@ def send_reminders(readiness: Readiness, client: WebClient) -> int:
                 log.info("acknowledgement %s by %s expires soon; nobody to remind in Slack", ack.id, ack.by)
                 continue
             client.chat_postMessage(channel=channel, **message.chat_args())
-        except SlackApiError as exc:  # one unreachable user must not stop the others' reminders
+        except SlackApiError as exc:  # Slack refused (user gone, DMs closed): an answer, not retried
             log.warning("reminder for acknowledgement %s failed: %s", ack.id, exc.response.get("error"))
+            continue
+        except Exception as exc:  # Slack unreachable: the next hourly run tries again
+            readiness.acks.release_reminder(ack.id, "expiry")
+            log.warning("reminder for acknowledgement %s not sent, will retry: %s", ack.id, describe(exc))
             continue
         readiness.audit.record(
             "scheduler", "remind", target=ack.target, detail=f"{ack.item_id} to {ack.by}", place=channel
@@ -77,7 +101,7 @@ def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundSchedu
         scheduler.add_job(
             send_digests,
             trigger,
-            args=[readiness, client],
+            args=[readiness, client, scheduler],
             id="digest",
             coalesce=True,
             max_instances=1,
@@ -88,7 +112,7 @@ def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundSchedu
             send_digests,
             "date",
             run_date=now,
-            args=[readiness, client],
+            args=[readiness, client, scheduler],
             id="digest-catch-up",
             misfire_grace_time=3600,
         )

@@ -17,6 +17,7 @@ from checks.model import Kind, Status
 from checks.runner import Report
 from runbooks.readiness import Readiness
 from storage.acks import Ack
+from storage.digests import CLAIM_STALE
 from storage.history import StoredRun
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def latest_slot(cron: str, tz: str, now: datetime) -> datetime:
 
 
 Poster = Callable[[Digest], tuple[str, str]]  # returns (channel, message ts)
+DIGEST_GRACE = timedelta(hours=6)  # a slot missed by longer (a process down for days) is not sent late
 
 
 def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = None) -> list[str]:
@@ -153,7 +155,7 @@ def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = 
     cfg = readiness.config.digest
     now = now or readiness.clock()
     slot = latest_slot(cfg.cron, cfg.timezone, now)
-    if now - slot > timedelta(hours=6):
+    if now - slot > DIGEST_GRACE:
         return []
     posted = []
     for target in cfg.targets or sorted(readiness.config.targets):
@@ -174,6 +176,19 @@ def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = 
         readiness.audit.record("scheduler", "digest", target=target, place=channel, detail=slot.isoformat())
         posted.append(target)
     return posted
+
+
+def digest_retry_at(readiness: Readiness, now: datetime | None = None) -> datetime | None:
+    """When to try the current slot again: the earliest moment a claim left by a post that never
+    finished (a process that died mid-post, just before a restart) may be taken over; None if none."""
+    cfg = readiness.config.digest
+    now = now or readiness.clock()
+    slot = latest_slot(cfg.cron, cfg.timezone, now)
+    if now - slot > DIGEST_GRACE:
+        return None
+    targets = cfg.targets or sorted(readiness.config.targets)
+    claimed = [p for p in (readiness.digests.pending_since(t, slot) for t in targets) if p is not None]
+    return min(claimed) + CLAIM_STALE + timedelta(seconds=5) if claimed else None
 
 
 def due_reminders(readiness: Readiness, now: datetime | None = None) -> list[Ack]:

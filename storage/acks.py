@@ -130,6 +130,11 @@ class AckStore:
         current = {a.id for t in {a.target for a in acks} for a in self.current(t).values()}
         return [a for a in acks if a.id in current and a.active(now)]
 
+    def release_reminder(self, ack_id: int, kind: str) -> None:
+        """Give a reminder back when it could not be sent, so a later run sends it."""
+        with self.db.conn:
+            self.db.execute("DELETE FROM reminders_sent WHERE ack_id = ? AND kind = ?", [ack_id, kind])
+
     def claim_reminder(self, ack_id: int, kind: str) -> bool:
         """True exactly once per acknowledgement and reminder kind, across processes."""
         with self.db.conn:

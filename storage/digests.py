@@ -9,13 +9,15 @@ import sqlite_utils
 
 from storage.db import iso, utcnow
 
+CLAIM_STALE = timedelta(minutes=10)  # a claim this old with no message is a post that died
+
 
 class DigestLog:
     def __init__(self, db: sqlite_utils.Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = db
         self.clock = clock
 
-    def claim(self, target: str, slot: datetime, stale_after: timedelta = timedelta(minutes=10)) -> bool:
+    def claim(self, target: str, slot: datetime, stale_after: timedelta = CLAIM_STALE) -> bool:
         """True for exactly one caller per (target, slot), even across processes and restarts.
 
         A claim whose post never completed (the process died mid-post) may be taken over once it is stale.
@@ -34,6 +36,14 @@ class DigestLog:
                 [iso(now), target, iso(slot), iso(now - stale_after)],
             )
         return cur.rowcount == 1
+
+    def pending_since(self, target: str, slot: datetime) -> datetime | None:
+        """When the slot was claimed, if its post has not completed (running elsewhere, or died)."""
+        rows = self.db.execute(
+            "SELECT sent_at FROM digests_sent WHERE target = ? AND slot = ? AND message_ts IS NULL",
+            [target, iso(slot)],
+        ).fetchall()
+        return datetime.fromisoformat(rows[0][0]) if rows else None
 
     def release(self, target: str, slot: datetime) -> None:
         """Give a slot back when posting failed, so a retry may send it."""

@@ -7,7 +7,14 @@ import pytest
 from checks.config import validate
 from checks.model import Evidence, Item, Kind, Severity, Status
 from checks.registry import Catalog
-from runbooks.digest import build_digest, diff, due_reminders, latest_slot, send_due_digests
+from runbooks.digest import (
+    build_digest,
+    diff,
+    digest_retry_at,
+    due_reminders,
+    latest_slot,
+    send_due_digests,
+)
 from runbooks.readiness import Readiness
 from storage.db import open_db
 
@@ -116,6 +123,21 @@ def test_a_claim_abandoned_mid_post_is_taken_over_once_stale(world):
     assert not readiness.digests.claim("prod", slot)
     clock.now += timedelta(minutes=11)
     assert readiness.digests.claim("prod", slot)
+
+
+def test_a_post_killed_mid_way_is_retried_once_its_claim_may_be_taken_over(world):
+    readiness, _, clock = world
+    slot = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    clock.now = slot + timedelta(seconds=30)
+    assert readiness.digests.claim("prod", slot)  # a pod claims the slot, then dies before posting
+    clock.now = slot + timedelta(minutes=2)  # its replacement starts and catches up: too early to tell
+    assert send_due_digests(readiness, lambda d: ("C1", "1.1")) == []
+    retry = digest_retry_at(readiness)
+    assert retry == slot + timedelta(seconds=30) + timedelta(minutes=10, seconds=5)
+    clock.now = retry
+    assert send_due_digests(readiness, lambda d: ("C1", "2.1")) == ["prod"]
+    assert digest_retry_at(readiness) is None  # every target's post completed
+    assert send_due_digests(readiness, lambda d: ("C1", "3.1")) == []
 
 
 def test_slot_missed_for_days_is_not_sent_late(world):

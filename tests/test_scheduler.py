@@ -70,6 +70,20 @@ def test_a_failed_post_releases_the_slot_for_a_retry(tmp_path, fake):
     assert send_digests(readiness, client_for(fake)) == ["prod"]
 
 
+def test_an_unfinished_post_of_the_slot_schedules_one_retry(tmp_path, fake):
+    now = [MONDAY_9 + timedelta(minutes=2)]
+    readiness = readiness_at(tmp_path, None, targets=["prod"])
+    readiness = Readiness(readiness.config, readiness.catalog, readiness.db, lambda: now[0])
+    readiness.digests.claim("prod", MONDAY_9)  # claimed two minutes ago by a pod that then died
+    scheduler = build_scheduler(readiness, client_for(fake))
+    assert send_digests(readiness, client_for(fake), scheduler) == []
+    retry = scheduler.get_job("digest-retry")
+    assert retry is not None and retry.trigger.run_date == MONDAY_9 + timedelta(minutes=12, seconds=5)
+    now[0] = retry.trigger.run_date
+    assert retry.func(*retry.args) == ["prod"]
+    assert len(fake.requests("chat.postMessage")) == 1
+
+
 def test_start_up_near_a_slot_catches_up_the_missed_digest(tmp_path, fake):
     readiness = readiness_at(tmp_path, MONDAY_9 + timedelta(minutes=10), targets=["prod"])
     scheduler = start_scheduler(readiness, client_for(fake))
