@@ -141,7 +141,7 @@ def serve(
     observability = None
     if metrics_port:
         observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
-    scheduler = start_scheduler(readiness, app.client)
+    scheduler = start_scheduler(readiness, app.client, services.metrics)
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler

@@ -64,13 +64,14 @@ class Metrics:
         self.started = Gauge("lsready_start_time_seconds", "Process start time", registry=self.registry)
         self.started.set(time.time())
 
-    def observe_report(self, report: Report) -> None:
-        """Record a check: per-probe durations and verdicts, and the target's score."""
+    def observe_report(self, report: Report, *, whole: bool) -> None:
+        """Record a check: per-probe durations and verdicts, and, for a check of the whole checklist
+        (`whole`), the target's score: a section's score is not the target's."""
         for result in report.results:
             if result.item.probe is not None:
                 self.probe_seconds.labels(report.target, result.item.id).observe(result.duration_s)
             self.probe_results.labels(report.target, result.status.value).inc()
-        if len(report.results) > 1:  # a single-item check says nothing about the target's score
+        if whole:
             self.score.labels(report.target).set(report.score.percent)
             self.required_failing.labels(report.target).set(len(report.score.required_failing))
             for status, count in report.score.buckets.items():

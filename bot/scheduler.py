@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.observability import Metrics
 from bot.render.slack_ack import render_reminder
 from bot.render.slack_text import SLACK_USER
 from bot.slack_post import post_digest
@@ -28,29 +29,36 @@ from runbooks.readiness import Readiness
 log = logging.getLogger(__name__)
 
 
-def digest_poster(readiness: Readiness, client: WebClient) -> Callable[[Digest], tuple[str, str]]:
+def digest_poster(
+    readiness: Readiness, client: WebClient, metrics: Metrics | None = None
+) -> Callable[[Digest], tuple[str, str]]:
     def post(digest: Digest) -> tuple[str, str]:
+        if metrics is not None:  # the digest's check is a whole check: the score gauges follow it
+            metrics.observe_report(digest.report, whole=True)
         return post_digest(readiness, digest, client)
 
     return post
 
 
 def send_digests(
-    readiness: Readiness, client: WebClient, scheduler: BackgroundScheduler | None = None
+    readiness: Readiness,
+    client: WebClient,
+    scheduler: BackgroundScheduler | None = None,
+    metrics: Metrics | None = None,
 ) -> list[str]:
     """Post every target's digest due for the current slot; returns the targets posted.
 
     A slot still claimed by a post that never finished (a pod killed mid-post, then restarted) is
     tried again once that claim may be taken over, so a restart never costs the slot its digest.
     """
-    posted = send_due_digests(readiness, digest_poster(readiness, client))
+    posted = send_due_digests(readiness, digest_poster(readiness, client, metrics))
     retry = digest_retry_at(readiness)
     if scheduler is not None and retry is not None:
         scheduler.add_job(
             send_digests,
             "date",
             run_date=retry,
-            args=[readiness, client, scheduler],
+            args=[readiness, client, scheduler, metrics],
             id="digest-retry",
             replace_existing=True,
             misfire_grace_time=3600,
@@ -88,7 +96,9 @@ def send_reminders(readiness: Readiness, client: WebClient) -> int:
     return sent
 
 
-def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundScheduler:
+def build_scheduler(
+    readiness: Readiness, client: WebClient, metrics: Metrics | None = None
+) -> BackgroundScheduler:
     """Reminders hourly (first run at start); with digest.channel, the digest cron and a catch-up run now."""
     cfg = readiness.config.digest
     tz = ZoneInfo(cfg.timezone)
@@ -101,7 +111,7 @@ def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundSchedu
         scheduler.add_job(
             send_digests,
             trigger,
-            args=[readiness, client, scheduler],
+            args=[readiness, client, scheduler, metrics],
             id="digest",
             coalesce=True,
             max_instances=1,
@@ -112,7 +122,7 @@ def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundSchedu
             send_digests,
             "date",
             run_date=now,
-            args=[readiness, client, scheduler],
+            args=[readiness, client, scheduler, metrics],
             id="digest-catch-up",
             misfire_grace_time=3600,
         )
@@ -128,7 +138,9 @@ def build_scheduler(readiness: Readiness, client: WebClient) -> BackgroundSchedu
     return scheduler
 
 
-def start_scheduler(readiness: Readiness, client: WebClient) -> BackgroundScheduler:
-    scheduler = build_scheduler(readiness, client)
+def start_scheduler(
+    readiness: Readiness, client: WebClient, metrics: Metrics | None = None
+) -> BackgroundScheduler:
+    scheduler = build_scheduler(readiness, client, metrics)
     scheduler.start()
     return scheduler

@@ -30,7 +30,7 @@ def test_healthz_answers_ok(served):
 def test_metrics_export_score_probe_durations_and_commands(served):
     metrics, base = served
     report = check(make_config({"prod": {}}))
-    metrics.observe_report(report)
+    metrics.observe_report(report, whole=True)
     metrics.command("triage", "ok")
     metrics.diagnosis("prod", "healthy")
     _, body = _get(base + "/metrics")
@@ -42,8 +42,29 @@ def test_metrics_export_score_probe_durations_and_commands(served):
     assert f'lsready_readiness_items{{status="unknown",target="prod"}} {float(unknown)}' in body
 
 
-def test_single_item_check_leaves_the_score_alone(served):
+def test_a_section_or_single_item_check_leaves_the_score_alone(served):
     metrics, base = served
-    metrics.observe_report(check(make_config({"prod": {}}), selector="clickhouse.migrations"))
+    metrics.observe_report(check(make_config({"prod": {}}), selector="clickhouse.migrations"), whole=False)
+    metrics.observe_report(check(make_config({"prod": {}}), selector="redis"), whole=False)
     _, body = _get(base + "/metrics")
     assert "lsready_readiness_score_percent{" not in body
+    assert 'lsready_probe_duration_seconds_count{item="redis.monitored",target="prod"} 1.0' in body
+
+
+def test_the_scheduled_digest_feeds_the_score_gauges(served, tmp_path):
+    from slack_fake import BOT_TOKEN, FakeSlack
+    from slack_sdk import WebClient
+
+    from bot.scheduler import send_digests
+    from runbooks.readiness import Readiness
+
+    metrics, base = served
+    config = make_config({"prod": {}}, digest={"channel": "CDIGEST001", "cron": "* * * * *"})
+    readiness = Readiness.open(config, tmp_path / "x.db")
+    slack = FakeSlack()
+    try:
+        assert send_digests(readiness, WebClient(token=BOT_TOKEN, base_url=slack.api_url), metrics=metrics)
+    finally:
+        slack.close()
+    _, body = _get(base + "/metrics")
+    assert 'lsready_readiness_score_percent{target="prod"}' in body

@@ -31,7 +31,7 @@ def check_from_home(services: Services, client: WebClient, caller: Caller, name:
     """Check the target and show the outcome on the caller's App Home board."""
     publish_home(services, client, caller.user, notice=f"Checking {name}…")
     report = services.readiness.check(name)
-    services.metrics.observe_report(report)
+    services.metrics.observe_report(report, whole=True)
     audit(services, caller, "check", name, f"from home: {report.score.percent}%")
     publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
 

@@ -69,7 +69,7 @@ def check_and_post(
     if respond is not None:
         respond(response_type="ephemeral", replace_original=False, text=f"Checking {name}…")
     report = services.readiness.check(name, selector)
-    services.metrics.observe_report(report)
+    services.metrics.observe_report(report, whole=selector is None)
     key = services.snapshots.put(kind, name, report.to_dict())
     if short:
         message = render_status(report, services.redactor, snapshot=key)
