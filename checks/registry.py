@@ -128,6 +128,8 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
         problems.append(f"{where}: unknown probe '{probe}'")
     if probe is not None and kind is Kind.DERIVED:
         problems.append(f"{where}: a derived item has no probe")
+    if probe is None and kind is Kind.PROBE:
+        problems.append(f"{where}: a probe item names its probe")
     derived = entry.get("derived")
     derived_from: tuple[str, ...] | None = None
     if kind is Kind.DERIVED:

@@ -79,12 +79,18 @@ def _probe(clients, params):
 
 def test_registry_refuses_duplicate_ids(tmp_path):
     with pytest.raises(CatalogError, match=r"duplicate id 'redis.memory_sized'"):
-        load_catalog(_write(tmp_path, [_entry(), _entry()]), probes={})
+        load_catalog(_write(tmp_path, [_entry(kind="manual"), _entry(kind="manual")]), probes={})
 
 
 def test_registry_refuses_unknown_probe(tmp_path):
     with pytest.raises(CatalogError, match=r"unknown probe 'redis.nope'"):
         load_catalog(_write(tmp_path, [_entry(probe="redis.nope")]), probes={"redis.memory": _probe})
+
+
+def test_registry_refuses_a_probe_item_without_a_probe(tmp_path):
+    with pytest.raises(CatalogError, match=r"redis.memory_sized.*a probe item names its probe"):
+        load_catalog(_write(tmp_path, [_entry()]), probes={"redis.memory": _probe})
+    assert load_catalog(_write(tmp_path, [_entry(probe="redis.memory")]), probes={"redis.memory": _probe})
 
 
 @pytest.mark.parametrize(
