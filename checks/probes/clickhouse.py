@@ -578,6 +578,13 @@ def permissions(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         if not params.get("langsmith_user")
         else ""
     )
+    if "INSERT" in missing and not params.get("langsmith_user"):
+        # Not LangSmith's user (it inserts runs): lsready's own least-privilege reader says nothing here.
+        raise LsreadyError(
+            f"lsready connects to ClickHouse as '{user}', a user that cannot write, so not LangSmith's; "
+            "set thresholds.clickhouse.permissions.langsmith_user to LangSmith's user "
+            "(clickhouse.external.user) to check its grants and row policies"
+        )
     if missing and roles and not expanded:
         raise LsreadyError(
             f"ClickHouse user '{user}' gets privileges through roles ({', '.join(roles)}) and this server "
