@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -119,7 +120,10 @@ def check_cmd(
     """Run the readiness probes; exit 1 when a required item fails, 3 when one could not be verified."""
     config = _config(ctx)
     if _has_store(config):
-        report = _readiness(ctx).check(target, section)
+        readiness = _readiness(ctx)
+        report = readiness.check(target, section)
+        detail = f"{section or 'all'}: {report.score.percent}%"
+        readiness.audit.record(_actor(), "check", target=report.target, detail=detail)
     else:
         report = check(config, target, selector=section)
     click.echo(render_report(report, fmt), nl=False)
@@ -139,6 +143,14 @@ def _config_available(ctx: click.Context) -> bool:
 def _has_store(config: Config) -> bool:
     """Attestations and history come from the store when one is configured or already exists."""
     return bool(config.storage.path or os.environ.get("LSREADY_DATA_DIR") or default_path().exists())
+
+
+def _actor() -> str:
+    """Who ran a command from the terminal, for the audit log."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a container user with no passwd entry and no USER variable
+        return "cli"
 
 
 def _readiness(ctx: click.Context) -> Readiness:
@@ -224,8 +236,10 @@ def digest_cmd(ctx: click.Context, target: str | None, fmt: str, post: bool) -> 
     digest = build_digest(readiness, target)
     if post:
         from bot.slack_post import post_digest
+        from runbooks.digest import record_hand_post
 
         channel, ts = post_digest(readiness, digest)
+        record_hand_post(readiness, digest, channel, ts, _actor())
         click.echo(f"posted to {channel} ({ts})")
         return
     click.echo(render_digest(digest, fmt), nl=False)
@@ -350,7 +364,11 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     from bot.render.triage import render_triage
     from runbooks.triage import triage
 
-    result = triage(_config(ctx), target, runbook, sample_interval_s=sample_interval)
+    config = _config(ctx)
+    result = triage(config, target, runbook, sample_interval_s=sample_interval)
+    if _has_store(config):
+        detail = f"{runbook}: {result.diagnosis.kind.value}"
+        _readiness(ctx).audit.record(_actor(), "triage", target=result.target, detail=detail)
     click.echo(render_triage(result, fmt), nl=False)
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 

@@ -178,6 +178,13 @@ def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = 
     return posted
 
 
+def record_hand_post(readiness: Readiness, digest: Digest, channel: str, ts: str, actor: str) -> None:
+    """A digest posted by hand (`lsready digest --post`): the next digest compares with it; audited."""
+    run = readiness.history.latest(digest.target)
+    readiness.digests.record_posted(digest.target, readiness.clock(), channel, ts, run.id if run else None)
+    readiness.audit.record(actor, "digest", target=digest.target, place=channel, detail="posted by hand")
+
+
 def digest_retry_at(readiness: Readiness, now: datetime | None = None) -> datetime | None:
     """When to try the current slot again: the earliest moment a claim left by a post that never
     finished (a process that died mid-post, just before a restart) may be taken over; None if none."""

@@ -45,6 +45,17 @@ class DigestLog:
         ).fetchall()
         return datetime.fromisoformat(rows[0][0]) if rows else None
 
+    def record_posted(
+        self, target: str, at: datetime, channel: str, message_ts: str, run_id: int | None
+    ) -> None:
+        """A digest posted outside the schedule (by hand): later digests compare with its run."""
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO digests_sent (target, slot, sent_at, channel, message_ts, run_id)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [target, iso(at), iso(self.clock()), channel, message_ts, run_id],
+            )
+
     def release(self, target: str, slot: datetime) -> None:
         """Give a slot back when posting failed, so a retry may send it."""
         with self.db.conn:

@@ -1,4 +1,5 @@
 import csv
+import getpass
 import io
 import json
 
@@ -35,7 +36,14 @@ def test_ack_then_check_shows_attested_then_revoke(tmp_path):
     check = json.loads(_run(config, "check", "--section", "diag.har_capture", "--format", "json").output)
     assert check["results"][0]["status"] == "manual"
     rows = list(csv.DictReader(io.StringIO(_run(config, "audit", "--format", "csv").output)))
-    assert [(r["actor"], r["action"]) for r in rows] == [("alice", "ack"), ("bob", "revoke")]
+    me = f"cli:{getpass.getuser()}"  # checks from the terminal are audited under the OS user
+    assert [(r["actor"], r["action"]) for r in rows] == [
+        ("alice", "ack"),
+        (me, "check"),
+        ("bob", "revoke"),
+        (me, "check"),
+    ]
+    assert rows[1]["detail"].startswith("diag.har_capture: ") and rows[1]["detail"].endswith("%")
 
 
 def test_ack_of_automated_item_exits_2_with_reason(tmp_path):

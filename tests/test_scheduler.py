@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.cli import cli
 from bot.scheduler import build_scheduler, send_digests, send_reminders, start_scheduler
+from checks.config import load_config
 from conftest import make_config
 from runbooks.readiness import Readiness
 
@@ -132,6 +133,12 @@ def test_digest_post_from_the_cli_uses_the_bot_token_and_api_url(tmp_path, fake,
         "target": "prod",
         "kind": "digest",
     }
+    # Audited, and the next digest compares with the run this one showed.
+    readiness = Readiness.open(load_config(str(path)))
+    entry = next(e for e in readiness.audit.since() if e.action == "digest")
+    assert entry.actor.startswith("cli") and (entry.place, entry.detail) == (DIGEST_CHANNEL, "posted by hand")
+    sent = readiness.digests.last_sent("prod")
+    assert sent["message_ts"] == ts and sent["run_id"] == readiness.history.latest("prod").id
     monkeypatch.delenv("SLACK_BOT_TOKEN")
     result = CliRunner().invoke(cli, ["--config", str(path), "digest", "--post"], obj={})
     assert result.exit_code == 2 and "SLACK_BOT_TOKEN is not set" in result.output
