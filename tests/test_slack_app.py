@@ -276,6 +276,7 @@ def test_modal_submission_with_a_bad_duration_shows_the_error_on_that_field(bot)
     body = reply.json()
     assert body["response_action"] == "errors" and "not a duration" in body["errors"][ids.ACK_EXPIRY_BLOCK]
     assert not bot.readiness.acks.active("prod")
+    assert audit_actions(bot, (USER, "ack", "error")) == [(USER, "ack", "error")]  # audited like /langsmith ack
 
 
 def test_thread_reply_ack_under_a_report_uses_the_target_from_its_metadata(bot):

@@ -81,7 +81,7 @@ def report(
         text = f":warning: {error}"
         if not isinstance(error, Refused):  # refusals were audited where they happened
             outcome = getattr(error, "outcome", "error")  # "busy" is not a fault
-            _audit(services, caller, action, str(error), outcome)
+            audit_error(services, caller, action, str(error), outcome)
             services.metrics.command(action, outcome)
     elif isinstance(error, (StorageError, sqlite3.Error)):
         # The store cannot be opened or written (a read-only or full volume): auditing would fail too.
@@ -95,12 +95,12 @@ def report(
         error_id = uuid.uuid4().hex[:8]
         log.error("error %s handling %s for %s", error_id, action, caller.user, exc_info=error)
         text = f":boom: Something went wrong on our side. Quote error id `{error_id}` when you report it."
-        _audit(services, caller, action, f"error id {error_id}", "failed")
+        audit_error(services, caller, action, f"error id {error_id}", "failed")
         services.metrics.command(action, "failed")
     tell(client, respond, caller, services.redactor.text(text))
 
 
-def _audit(services: Services, caller: Caller, action: str, detail: str, outcome: str) -> None:
+def audit_error(services: Services, caller: Caller, action: str, detail: str, outcome: str) -> None:
     """Audit an error; a failure to audit must not keep the caller from being told."""
     try:
         audit(services, caller, action, None, detail, outcome=outcome)
