@@ -197,6 +197,21 @@ def _button(message, base):
     raise AssertionError(f"no {base} button")
 
 
+def _counted(bot, command, outcome):
+    labels = {"command": command, "outcome": outcome}
+    return bot.services.metrics.registry.get_sample_value("lsready_commands_total", labels) or 0
+
+
+def test_each_command_is_counted_once_with_its_outcome(bot):
+    bot.command("help")
+    bot.fake.wait_for("respond")
+    _posted_report(bot)  # a check: counted when it has run, not when it was handed on
+    assert (_counted(bot, "help", "ok"), _counted(bot, "check", "ok")) == (1, 1)
+    bot.submit(_modal_values(expiry="forever"), json.dumps({"t": "prod"}))
+    bot.submit(_modal_values(), json.dumps({"t": "prod"}))
+    assert (_counted(bot, "ack", "error"), _counted(bot, "ack", "ok")) == (1, 1)
+
+
 def test_rerun_button_posts_a_fresh_report_in_the_thread(bot):
     report = _posted_report(bot)
     button = _button(report, ids.CHECK_RERUN)
@@ -276,7 +291,8 @@ def test_modal_submission_with_a_bad_duration_shows_the_error_on_that_field(bot)
     body = reply.json()
     assert body["response_action"] == "errors" and "not a duration" in body["errors"][ids.ACK_EXPIRY_BLOCK]
     assert not bot.readiness.acks.active("prod")
-    assert audit_actions(bot, (USER, "ack", "error")) == [(USER, "ack", "error")]  # audited like /langsmith ack
+    # audited like /langsmith ack
+    assert audit_actions(bot, (USER, "ack", "error")) == [(USER, "ack", "error")]
 
 
 def test_thread_reply_ack_under_a_report_uses_the_target_from_its_metadata(bot):

@@ -30,7 +30,8 @@ def register(app: App, services: Services) -> None:
         cmd = commands.interpret(body.get("text", ""), targets=services.config.targets, runbooks=runbooks())
         context["lsready_action"] = cmd.action
         HANDLERS[type(cmd)](services, cmd, Caller.of(body, context), client, respond)
-        services.metrics.command(cmd.action, "ok")
+        if not isinstance(cmd, SLOW):  # slow work counts its own outcome when it has run
+            services.metrics.command(cmd.action, "ok")
 
     app.command(actions.COMMAND)(ack=ack_now, lazy=[lazy(services, langsmith)])
 
@@ -146,6 +147,7 @@ def preview_digest(services: Services, caller: Caller, name: str, respond: Respo
     audit(services, caller, "digest", name, "preview")
 
 
+SLOW = (commands.Triage, commands.Check, commands.Status, commands.Digest)  # handed to the slow pool
 HANDLERS: dict[type, Callable[..., None]] = {
     commands.Help: _help,
     commands.Triage: _triage,

@@ -68,6 +68,7 @@ def register(app: App, services: Services) -> None:
         context["lsready_action"] = "ack"
         cmd = commands.parse_ack(message.get("text", ""), targets=services.config.targets)
         post(client, caller.channel, acknowledge(services, caller, target, cmd), caller.thread_ts)
+        services.metrics.command("ack", "ok")
 
     @app.event("message")
     def other_messages() -> None:

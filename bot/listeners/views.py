@@ -79,6 +79,7 @@ def register(app: App, services: Services) -> None:
         context["lsready_action"] = "ack"
         try:
             confirmation = acknowledge(services, caller, cmd.target, cmd)
+            services.metrics.command("ack", "ok")
         except (BadDuration, UnknownItem, NotAttestable, Refused) as exc:
             ack(response_action="errors", errors={_ERROR_BLOCK[type(exc)]: str(exc)[:1900]})
             if not isinstance(exc, Refused):  # refusals were audited where they happened

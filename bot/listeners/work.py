@@ -120,5 +120,7 @@ def start(
             work()
         except Exception as error:  # the pool would keep it in a future nobody reads
             report(services, error, caller, request.kind, client, respond)
+        else:
+            services.metrics.command(request.kind, "ok")  # counted once it has run, not when handed on
 
     services.pool.start(request, caller.place, job)
