@@ -26,12 +26,32 @@ from storage.db import StorageError, default_path
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
 
 
+class _UsageLine(click.UsageError):
+    """A usage error told in one line (click's own takes four), naming where help is."""
+
+    def show(self, file: Any = None) -> None:
+        hint = f" (see '{self.ctx.command_path} --help')" if self.ctx else ""
+        click.echo(f"lsready: {self.format_message()}{hint}", err=True)
+
+
+def _usage_line(exc: click.UsageError) -> _UsageLine:
+    return exc if isinstance(exc, _UsageLine) else _UsageLine(exc.format_message(), exc.ctx)
+
+
 class _Group(click.Group):
     """Turns every user-facing error into one line on stderr and exit code 2, never a traceback."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _usage_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a subcommand's options, parsed here
+            raise _usage_line(exc) from None
         except ConfigError as exc:
             for line in exc.lines():
                 click.echo(f"lsready: {line}", err=True)

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
@@ -67,6 +68,23 @@ def test_bad_config_exits_2_with_one_line_naming_the_key(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "targets.prod.postgres.url" in lines[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["check", "--format", "yaml"], "Invalid value for '--format'"),
+        (["check", "--nope"], "No such option '--nope'"),
+        (["--nope"], "No such option '--nope'"),
+        (["chek"], "No such command 'chek'"),
+        (["ack"], "Missing argument 'ITEM_ID'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line_saying_where_help_is(args, says):
+    result = CliRunner().invoke(cli, args, obj={})
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0] and "--help" in lines[0], result.output
 
 
 def test_unknown_threshold_key_is_a_config_error(tmp_path):
