@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
@@ -106,14 +107,19 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("http: " + format, *args)
 
 
-def http_server(app: App, port: int, host: str = "0.0.0.0") -> WSGIServer:
-    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes."""
+def http_server(app: App, port: int, host: str = "0.0.0.0", metrics: Metrics | None = None) -> WSGIServer:
+    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes, and with
+    `metrics` the Prometheus exposition on /metrics."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if path == "/healthz" and method in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b'{"status": "ok", "mode": "http"}']
+        if path == "/metrics" and method in ("GET", "HEAD") and metrics is not None:
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [metrics.exposition()]
         return slack(environ, start_response)
 
     return make_server(host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
@@ -149,7 +155,7 @@ def serve(
             say("lsready serve: Socket Mode")
             SocketModeHandler(app, settings.app_token.get_secret_value()).start()  # type: ignore[union-attr]
         else:
-            server = http_server(app, port, host)
+            server = http_server(app, port, host, services.metrics)
             say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH}")
             try:
                 server.serve_forever()

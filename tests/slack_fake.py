@@ -267,7 +267,7 @@ class BotHarness:
         )
         self.services = Services(self.readiness)
         self.app = build_app(settings, self.services)
-        self.server = http_server(self.app, 0, "127.0.0.1")
+        self.server = http_server(self.app, 0, "127.0.0.1", self.services.metrics)
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = self.base + "/slack/events"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()

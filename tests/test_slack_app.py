@@ -48,9 +48,14 @@ def valid(message):
 # --- Transport ---------------------------------------------------------------------------------
 
 
-def test_healthz_answers_in_http_mode(bot):
+def test_healthz_and_metrics_answer_on_the_http_port(bot):
     with urllib.request.urlopen(bot.base + "/healthz", timeout=5) as resp:
         assert resp.status == 200 and json.loads(resp.read())["status"] == "ok"
+    bot.command("help")
+    bot.fake.wait_for("respond")
+    with urllib.request.urlopen(bot.base + "/metrics", timeout=5) as resp:
+        body = resp.read().decode()
+    assert resp.status == 200 and 'lsready_commands_total{command="help",outcome="ok"} 1.0' in body
 
 
 def test_forged_stale_and_unsigned_requests_are_rejected_with_401(bot):
