@@ -71,3 +71,45 @@ def test_bad_yaml_is_reported_with_line(tmp_path):
 def test_default_target_must_exist(tmp_path):
     with pytest.raises(ConfigError, match="default_target 'prod' is not one of targets"):
         load_config(_write(tmp_path, "default_target: prod\ntargets: {}\n"), env={})
+
+
+def test_the_readme_reference_names_every_config_key_with_its_env_var():
+    """Each leaf of the config model is a row of README's configuration table, with its env var."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from checks import config as cfg
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+
+    def leaves(model, prefix):
+        for name, field in model.model_fields.items():
+            args = typing.get_args(field.annotation) or (field.annotation,)
+            nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if nested:
+                yield from leaves(nested[0], f"{prefix}{name}.")
+            else:
+                yield f"{prefix}{name}"
+
+    keys = [k.replace("targets.", "targets.<name>.", 1) for k in leaves(cfg.Config, "")]
+    keys = [k.replace("slack.access.", "slack.access.<action>.") for k in keys]
+    keys = [
+        {"thresholds": "thresholds.<item-id>.<key>", "severity": "severity.<item-id>"}.get(k, k) for k in keys
+    ]
+    keys = [k.replace("acks.items", "acks.items.<item-id>") for k in keys]
+    missing = []
+    for key in keys:
+        env = (
+            "LSREADY_"
+            + key.replace("<name>", "<NAME>")
+            .replace("<item-id>", "<ITEM_ID>")
+            .replace("<action>", "<ACTION>")
+            .replace("<key>", "<KEY>")
+            .replace(".", "__")
+            .upper()
+        )
+        if f"| `{key}` | `{env}` |" not in readme:
+            missing.append((key, env))
+    assert not missing, missing
