@@ -19,6 +19,7 @@ from bot.render.slack_ack import render_ack_confirmation
 from bot.render.slack_digest import render_digest
 from bot.render.slack_help import render_help
 from bot.render.slack_report import render_report, render_status
+from bot.render.slack_text import line, replies
 from runbooks.digest import build_digest
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def check_and_post(
     """Check a target, record it, post the report (or the status) in the channel."""
     kind = "status" if short else "check"
     if respond is not None:
-        respond(response_type="ephemeral", replace_original=False, text=f"Checking {name}…")
+        respond(response_type="ephemeral", replace_original=False, text=line(replies().checking, name))
     report = services.readiness.check(name, selector)
     services.metrics.observe_report(report, whole=selector is None)
     key = services.snapshots.put(kind, name, report.to_dict())
@@ -138,7 +139,7 @@ def _digest(
 
 
 def preview_digest(services: Services, caller: Caller, name: str, respond: Respond) -> None:
-    respond(response_type="ephemeral", text=f"Building the digest of {name}…")
+    respond(response_type="ephemeral", text=line(replies().building_digest, name))
     digest = build_digest(services.readiness, name)
     key = services.snapshots.put("digest", name, digest.to_dict())
     respond(

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.listeners.access import ACTIONS
 from bot.render.limits import Message
+from bot.render.slack_text import line, replies
 from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
@@ -24,25 +25,17 @@ if TYPE_CHECKING:
 class Refused(LsreadyError):
     def __init__(self, action: str) -> None:
         self.action = action
-        super().__init__(
-            f"You are not allowed to use `{action}` here. An lsready admin can add you (or a user group "
-            f"or this channel) under `slack.access.{action}` in the config."
-        )
+        super().__init__(line(replies().not_allowed, action))
 
 
 class NotInChannel(LsreadyError):
     def __init__(self) -> None:
-        super().__init__(
-            "I can't post in this conversation. Invite me with `/invite @lsready` and try again."
-        )
+        super().__init__(line(replies().not_in_channel))
 
 
 class SnapshotGone(LsreadyError):
     def __init__(self) -> None:
-        super().__init__(
-            "That evidence is no longer held (the bot restarted or ran many checks since); "
-            "press Re-run for a fresh snapshot."
-        )
+        super().__init__(line(replies().snapshot_gone))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 
 from bot.listeners.common import Caller
 from bot.listeners.errors import report
+from bot.render.slack_text import line, replies
 from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
@@ -32,16 +33,14 @@ class Busy(LsreadyError):
     outcome = "busy"
 
     def __init__(self, admitted: int) -> None:
-        super().__init__(
-            f"I'm busy: {admitted} checks/triages are running or waiting. Try again in a minute."
-        )
+        super().__init__(line(replies().busy, admitted))
 
 
 class AlreadyRunning(LsreadyError):
     outcome = "busy"
 
     def __init__(self, request: Request, where: str) -> None:
-        super().__init__(f"A {request} is already running; its result will appear in {where}.")
+        super().__init__(line(replies().already_running, str(request), where))
 
 
 @dataclass(frozen=True)

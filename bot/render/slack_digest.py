@@ -66,5 +66,5 @@ def render_digest(digest: Digest, redactor: Redactor, *, snapshot: str | None = 
         buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
-    text = f"Weekly LangSmith readiness for {digest.target}: {score.percent}%"
+    text = line(t.fallback, digest.target, score)
     return finish(text, blocks, redactor, metadata=actions.metadata(digest.target, "digest"))

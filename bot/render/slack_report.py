@@ -46,7 +46,7 @@ def render_report(
 ) -> Message:
     """The full report: score, then each section's items that need attention."""
     t = _t()
-    blocks: list[Block] = [HeaderBlock(text=clip(f"LangSmith readiness: {report.target}", HEADER_TEXT))]
+    blocks: list[Block] = [HeaderBlock(text=clip(line(t.header, report.target), HEADER_TEXT))]
     blocks.append(_score_block(report))
     small = len(report.results) <= SMALL_REPORT
     for key, name, results in sections(report):
@@ -63,14 +63,15 @@ def render_report(
     tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))])]
     tail += _buttons(report, snapshot, selector, full=True)
     blocks = fit_blocks(blocks, 50 - len(tail)) + tail
-    text = f"LangSmith readiness for {report.target}: {report.score.percent}%"
-    return finish(text, blocks, redactor, metadata=actions.metadata(report.target, "check"))
+    return finish(
+        line(t.fallback, report), blocks, redactor, metadata=actions.metadata(report.target, "check")
+    )
 
 
 def render_status(report: Report, redactor: Redactor, *, snapshot: str | None = None) -> Message:
     """The short form: score buckets, failing required items, how many wait for a person."""
     t = _t()
-    blocks: list[Block] = [HeaderBlock(text=clip(f"Readiness status: {report.target}", HEADER_TEXT))]
+    blocks: list[Block] = [HeaderBlock(text=clip(line(t.status_header, report.target), HEADER_TEXT))]
     blocks.append(_score_block(report))
     failing = [r for r in report.results if r.item.id in report.score.required_failing]
     if failing:
@@ -81,8 +82,9 @@ def render_status(report: Report, redactor: Redactor, *, snapshot: str | None = 
         blocks.append(SectionBlock(text=MarkdownTextObject(text=line(t.manual_waiting, waiting))))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))]))
     blocks += _buttons(report, snapshot, None, full=False)
-    text = f"Readiness status for {report.target}: {report.score.percent}%"
-    return finish(text, blocks, redactor, metadata=actions.metadata(report.target, "status"))
+    return finish(
+        line(t.status_fallback, report), blocks, redactor, metadata=actions.metadata(report.target, "status")
+    )
 
 
 def _score_block(report: Report) -> SectionBlock:

@@ -56,6 +56,11 @@ def macros(template: str) -> Any:
     return env().get_template(template).make_module(vars=helpers)
 
 
+def replies() -> Any:
+    """The bot's short replies (refusals, busy, progress): bot/templates/slack_replies.j2."""
+    return macros("slack_replies.j2")
+
+
 def line(macro: Any, *args: Any, **kwargs: Any) -> str:
     """One macro call as a single stripped string."""
     return str(macro(*args, **kwargs)).strip()

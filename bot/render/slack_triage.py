@@ -104,7 +104,7 @@ def render_result(
             blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.done_footer, result))]))
     blocks += _buttons(result.target, runbook.name, snapshot, others)
-    text = f"{runbook.name} triage on {result.target}: {d.headline}"
+    text = line(t.fallback, runbook.name, result.target, d.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "triage"))
 
 
