@@ -153,13 +153,17 @@ class Forwarder:
     """
 
     def __init__(
-        self, target: int | str | tuple[str, int], delay_s: float = 0.0, refuse_options: bool = False
+        self,
+        target: int | str | tuple[str, int],
+        delay_s: float = 0.0,
+        refuse_options: bool = False,
+        listen: int = 0,
     ) -> None:
         self.target = ("127.0.0.1", target) if isinstance(target, int) else target
         self.delay_s, self.refuse_options = delay_s, refuse_options
         self.frozen = threading.Event()
         self.refused = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = socket.create_server(("127.0.0.1", listen))
         self.port = self.sock.getsockname()[1]
         self.conns: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -236,9 +240,9 @@ def proxied(url: str, delay_s: float = 0.0, refuse_options: bool = False) -> Ite
 
 
 @contextmanager
-def forwarded(url: str, port: int, delay_s: float = 0.0) -> Iterator[str]:
-    """`url` rewritten to reach the server through a Forwarder."""
-    fwd = Forwarder(port, delay_s)
+def forwarded(url: str, port: int, delay_s: float = 0.0, listen: int = 0) -> Iterator[str]:
+    """`url` rewritten to reach the server through a Forwarder (on port `listen`, 0: any)."""
+    fwd = Forwarder(port, delay_s, listen=listen)
     try:
         yield url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{fwd.port}")
     finally:
@@ -441,6 +445,20 @@ def test_connection_through_a_proxy_port_needs_a_person(private_pg, private_lsr_
         ev = run("postgres.pooling", proxied)
     assert ev.status is Status.MANUAL and "sits in between" in ev.summary
     assert ev.observed["server_port"] == private_pg.port != ev.observed["url_port"]
+
+
+def test_connection_through_pgbouncers_port_passes(private_pg, private_lsr_url):
+    try:
+        context = forwarded(private_lsr_url, private_pg.port, listen=probes.POOLER_PORT)
+        proxied = context.__enter__()
+    except OSError:
+        pytest.skip(f"port {probes.POOLER_PORT} is taken on this machine")
+    try:
+        ev = run("postgres.pooling", proxied)
+    finally:
+        context.__exit__(None, None, None)
+    assert ev.status is Status.PASS and "port 6432, PgBouncer's port" in ev.summary
+    assert ev.observed["url_port"] == 6432 and ev.observed["server_port"] == private_pg.port
 
 
 @pytest.mark.parametrize(
