@@ -100,3 +100,32 @@ def test_server_with_langsmiths_extensions_is_not_faulted_for_them(contrib_url):
         ev = run("postgres.managed", lsr_url)
     assert "cannot install LangSmith's required extensions" not in ev.summary
     assert ev.status is not Status.PASS  # a local socket is no managed service
+
+
+def test_a_server_with_a_streaming_standby_is_not_the_embedded_single_node(contrib_url):
+    """A real standby, streaming from the server over replication: postgres.not_embedded passes."""
+    bindir, primary_sock = BIN[-1], contrib_url.split("host=", 1)[1]
+    root = Path(tempfile.mkdtemp(prefix="lsr-pgs-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    user = pwd.getpwnam("postgres")
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        os.chown(root, user.pw_uid, user.pw_gid)
+        os.chown(sock, user.pw_uid, user.pw_gid)
+    _as_postgres([f"{bindir}/pg_basebackup", "-h", primary_sock, "-U", "postgres", "-D", str(data), "-R"])
+    options = f"-c listen_addresses='' -k {sock}"
+    _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-o", options, "-l", str(root / "log"), "start"])
+    try:
+        with psycopg.connect(contrib_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 20
+            while admin.execute("SELECT count(*) FROM pg_stat_replication").fetchone()[0] < 1:
+                assert time.monotonic() < deadline, "the standby never started streaming"
+                time.sleep(0.1)
+        with lsready_role(contrib_url) as lsr_url:
+            ev = run("postgres.not_embedded", lsr_url)
+        assert ev.status is Status.PASS, ev.summary
+        assert "1 streaming standby" in ev.summary and ev.observed["streaming_standbys"] == 1
+    finally:
+        _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"])
+        shutil.rmtree(root, ignore_errors=True)

@@ -17,6 +17,7 @@
 --     system.merges, system.mutations        merges and stuck mutations (part pressure)
 --   system.processes, system.events        running queries and disk I/O counters (item 29)
 --   system.query_log, system.part_log      P95 duration, timeouts (items 29, 59), collectability (61)
+--   system.backups                         the latest BACKUPs, as evidence for the restore drill (63)
 --   SHOW ROW POLICIES                      row policies that hide LangSmith rows (item 22)
 --   SHOW USERS, SHOW ROLES                 SHOW GRANTS FOR LangSmith's user (item 22); reveals
 --                                          grants and role names, never passwords
@@ -52,6 +53,7 @@ GRANT SELECT ON system.mutations TO lsready_reader;
 GRANT SELECT ON system.processes TO lsready_reader;
 GRANT SELECT ON system.events TO lsready_reader;
 GRANT SELECT ON system.query_log TO lsready_reader;
+GRANT SELECT ON system.backups TO lsready_reader;
 GRANT SELECT ON system.part_log TO lsready_reader;
 GRANT SELECT ON system.row_policies TO lsready_reader;
 GRANT SHOW ROW POLICIES ON *.* TO lsready_reader;
