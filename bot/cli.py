@@ -127,7 +127,9 @@ def catalog_cmd(ctx: click.Context, fmt: str) -> None:
 @click.option(
     "--fail-under", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when the score is lower."
 )
-@click.option("--allow-unknown", is_flag=True, help="Exit 0 even when required items could not be verified.")
+@click.option(
+    "--strict", is_flag=True, help="Exit 3 when a required item could not be verified (for CI gates)."
+)
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -135,9 +137,9 @@ def check_cmd(
     section: str | None,
     fmt: str,
     fail_under: float | None,
-    allow_unknown: bool,
+    strict: bool,
 ) -> None:
-    """Run the readiness probes; exit 1 when a required item fails, 3 when one could not be verified."""
+    """Run the readiness probes; exit 1 when a required item fails (--strict: 3 when one is unknown)."""
     config = _config(ctx)
     if _has_store(config):
         readiness = _readiness(ctx)
@@ -151,8 +153,8 @@ def check_cmd(
     under = fail_under is not None and report.score.percent < fail_under
     if failing or under:
         ctx.exit(EXIT_FINDINGS)
-    # A gate that cannot see the deployment must not go green: unknown is not a pass.
-    ctx.exit(EXIT_UNVERIFIED if report.score.required_unknown and not allow_unknown else EXIT_OK)
+    # With --strict, a gate that cannot see the deployment does not go green: unknown is not a pass.
+    ctx.exit(EXIT_UNVERIFIED if strict and report.score.required_unknown else EXIT_OK)
 
 
 def _config_available(ctx: click.Context) -> bool:

@@ -144,20 +144,18 @@ def test_snapshot_commands_prints_kubectl_lines_for_every_kind_read():
     assert "-n ls" in result.output
 
 
-def test_check_that_cannot_verify_required_items_exits_3_not_0(tmp_path, blackhole):
+def test_check_that_cannot_verify_required_items_lists_them_and_exits_3_when_strict(tmp_path, blackhole):
     path = tmp_path / "c.yaml"
     path.write_text(
         f"targets: {{a: {{clickhouse: {{url: 'http://127.0.0.1:{blackhole.port}/default'}}}}}}\n"
         "timeouts: {probe_s: 0.5, run_s: 5}\n"
     )
-    result = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
-    assert result.exit_code == 3, result.output
-    assert "Required items that could not be verified" in result.output
-    assert "No required item fails" not in result.output
-    allowed = CliRunner().invoke(
-        cli, ["--config", str(path), "check", "--section", "3", "--allow-unknown"], obj={}
-    )
-    assert allowed.exit_code == 0
+    strict = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3", "--strict"], obj={})
+    assert strict.exit_code == 3, strict.output
+    assert "Required items that could not be verified" in strict.output
+    assert "No required item fails" not in strict.output
+    plain = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
+    assert plain.exit_code == 0 and "Required items that could not be verified" in plain.output
 
 
 def test_catalog_shows_thresholds_in_force_from_config(tmp_path):
