@@ -193,6 +193,9 @@ def test_part_pressure_passes_then_warns_then_fails_as_merges_stop_and_parts_pil
     jammed = chp.part_pressure_probe(clients, {})
     assert jammed.status is Status.FAIL and "inserts are being delayed" in jammed.summary
     assert jammed.observed["worst"]["parts"] == 10
+    # A leading indicator of saturation: the concurrency item says it too.
+    leading = _run("clickhouse.concurrency", clients)
+    assert leading.status is Status.FAIL and "runs_tags" in leading.summary and "delayed" in leading.summary
 
 
 def test_unfinished_mutation_older_than_the_limit_is_reported_stuck(langsmith):

@@ -1194,6 +1194,11 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             f" and P95 query duration over {latency['window_minutes']} min is {p95:g} s "
             f"(warn {p95_warn:g} s, fail {p95_fail:g} s)"
         )
+    # Parts piling up toward the insert limits lead saturation too; say so when they do.
+    pp_status, pp_text = grade_part_pressure(pp, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes)
+    if pp_status is not Status.PASS:
+        status = worst(status, pp_status)
+        summary += f"; {pp_text}"
     return Evidence(status, summary + ".", observed, threshold)
 
 
