@@ -34,8 +34,10 @@ class _UsageLine(click.UsageError):
         click.echo(f"lsready: {self.format_message()}{hint}", err=True)
 
 
-def _usage_line(exc: click.UsageError) -> _UsageLine:
-    return exc if isinstance(exc, _UsageLine) else _UsageLine(exc.format_message(), exc.ctx)
+def _usage_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, (_UsageLine, click.exceptions.NoArgsIsHelpError)):  # bare `lsready`: the help
+        return exc
+    return _UsageLine(exc.format_message(), exc.ctx)
 
 
 class _Group(click.Group):
@@ -130,6 +132,7 @@ def catalog_cmd(ctx: click.Context, fmt: str) -> None:
 @click.option(
     "--strict", is_flag=True, help="Exit 3 when a required item could not be verified (for CI gates)."
 )
+@click.option("--allow-unknown", is_flag=True, hidden=True)  # the default now; kept so old gates still run
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -138,6 +141,7 @@ def check_cmd(
     fmt: str,
     fail_under: float | None,
     strict: bool,
+    allow_unknown: bool,
 ) -> None:
     """Run the readiness probes; exit 1 when a required item fails (--strict: 3 when one is unknown)."""
     config = _config(ctx)

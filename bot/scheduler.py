@@ -82,8 +82,13 @@ def send_reminders(readiness: Readiness, client: WebClient) -> int:
                 log.info("acknowledgement %s by %s expires soon; nobody to remind in Slack", ack.id, ack.by)
                 continue
             client.chat_postMessage(channel=channel, **message.chat_args())
-        except SlackApiError as exc:  # Slack refused (user gone, DMs closed): an answer, not retried
-            log.warning("reminder for acknowledgement %s failed: %s", ack.id, exc.response.get("error"))
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if exc.response.status_code >= 500 or error == "ratelimited":  # Slack's trouble: retry later
+                readiness.acks.release_reminder(ack.id, "expiry")
+            # else Slack refused (user gone, DMs closed): an answer, not retried
+            why = error or exc.response.status_code
+            log.warning("reminder for acknowledgement %s failed: %s", ack.id, why)
             continue
         except Exception as exc:  # Slack unreachable: the next hourly run tries again
             readiness.acks.release_reminder(ack.id, "expiry")

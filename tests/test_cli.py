@@ -87,6 +87,12 @@ def test_usage_errors_exit_2_with_one_line_saying_where_help_is(args, says):
     assert len(lines) == 1 and says in lines[0] and "--help" in lines[0], result.output
 
 
+def test_bare_lsready_shows_the_help_untouched():
+    result = CliRunner().invoke(cli, [], obj={})
+    assert result.output.startswith("Usage: ") and "lsready: Usage" not in result.output
+    assert "check" in result.output and "triage" in result.output
+
+
 def test_unknown_threshold_key_is_a_config_error(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("targets: {a: {}}\nthresholds: {redis.memory_sized: {warn: 1}}\n")
@@ -156,6 +162,8 @@ def test_check_that_cannot_verify_required_items_lists_them_and_exits_3_when_str
     assert "No required item fails" not in strict.output
     plain = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
     assert plain.exit_code == 0 and "Required items that could not be verified" in plain.output
+    old_gate = ["--config", str(path), "check", "--section", "3", "--allow-unknown"]
+    assert CliRunner().invoke(cli, old_gate, obj={}).exit_code == 0  # still accepted: the default now
 
 
 def test_catalog_shows_thresholds_in_force_from_config(tmp_path):

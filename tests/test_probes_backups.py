@@ -47,3 +47,19 @@ def test_an_unreachable_store_is_named_and_the_others_still_shown(postgres_url):
 def test_with_no_store_configured_it_says_so():
     ev = backups.evidence(_clients(), {})
     assert ev.status is Status.MANUAL and "no datastore is configured to look at" in ev.summary
+
+
+def test_a_store_that_never_answers_costs_only_its_own_line(postgres_url, blackhole):
+    clients = Clients(
+        "t",
+        TargetConfig.model_validate(
+            {"redis": {"url": f"redis://127.0.0.1:{blackhole.port}/0"}, "postgres": {"url": postgres_url}}
+        ),
+        timeout_s=1,
+    )
+    try:
+        ev = backups.evidence(clients, {})
+    finally:
+        clients.close()
+    assert "redis: no answer within 0.8 s" in ev.summary
+    assert "PostgreSQL: WAL archiving off" in ev.summary

@@ -80,9 +80,15 @@ def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers
         clickhouse={"url": f"http://127.0.0.1:{port}/default"},
     )
     results = _run(clients, ["redis.external", "clickhouse.replicas_min", "redis.monitored"])
-    assert [r.status for r in results.values()] == [W, F, M]
+    # What the cluster shows against them counts; a configured store that is down never passes.
+    assert [r.status for r in results.values()] == [W, F, Status.UNKNOWN]
     for result in results.values():
         assert "refused" in result.summary.lower() or "connect" in result.summary.lower(), result.summary
+    assert "From the cluster: No ServiceMonitor" in results["redis.monitored"].summary
+    watched = _run(
+        _clients(servers, production(), redis={"url": f"redis://127.0.0.1:{port}/0"}), ["redis.monitored"]
+    )
+    assert watched["redis.monitored"].status is Status.UNKNOWN  # scraped, but Redis itself is down
 
 
 def test_without_cluster_input_an_unconfigured_datastore_stays_unknown():

@@ -116,6 +116,24 @@ def test_reminders_dm_slack_users_once_and_tell_the_channel_about_others(tmp_pat
     assert len(reminded) == 2
 
 
+def test_a_reminder_slack_could_not_take_is_sent_on_a_later_run_and_a_refused_one_is_not(tmp_path, fake):
+    readiness = Readiness.open(
+        make_config({"prod": {}}, digest={"channel": DIGEST_CHANNEL}, acks={"remind_days_before": 7}),
+        tmp_path / "x.db",
+    )
+    readiness.acknowledge("prod", "diag.har_capture", "alice", note="drill", expires="3d")
+    client = client_for(fake)
+    fake.errors["chat.postMessage"] = "ratelimited"  # Slack's trouble: tried again next hour
+    assert send_reminders(readiness, client) == 0
+    del fake.errors["chat.postMessage"]
+    assert send_reminders(readiness, client) == 1
+    readiness.acknowledge("prod", "diag.log_collection", "bob", note="x", expires="2d")
+    fake.errors["chat.postMessage"] = "channel_not_found"  # a refusal: an answer, not retried
+    assert send_reminders(readiness, client) == 0
+    del fake.errors["chat.postMessage"]
+    assert send_reminders(readiness, client) == 0
+
+
 def test_digest_post_from_the_cli_uses_the_bot_token_and_api_url(tmp_path, fake, monkeypatch):
     path = tmp_path / "c.yaml"
     path.write_text(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from checks.clients import ClickHouseSession, Clients
@@ -578,7 +578,7 @@ def permissions(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         if not params.get("langsmith_user")
         else ""
     )
-    if "INSERT" in missing and not params.get("langsmith_user"):
+    if "INSERT" in missing and not params.get("langsmith_user") and not (roles and not expanded):
         # Not LangSmith's user (it inserts runs): lsready's own least-privilege reader says nothing here.
         raise LsreadyError(
             f"lsready connects to ClickHouse as '{user}', a user that cannot write, so not LangSmith's; "
@@ -1194,8 +1194,12 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             f" and P95 query duration over {latency['window_minutes']} min is {p95:g} s "
             f"(warn {p95_warn:g} s, fail {p95_fail:g} s)"
         )
-    # Parts piling up toward the insert limits lead saturation too; say so when they do.
-    pp_status, pp_text = grade_part_pressure(pp, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes)
+    # Parts piling up toward the insert limits lead saturation too; say so when they do (stuck
+    # mutations are the part-pressure probe's business, not this item's).
+    parts_only = replace(pp, stuck_mutations=())
+    pp_status, pp_text = grade_part_pressure(
+        parts_only, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes
+    )
     if pp_status is not Status.PASS:
         status = worst(status, pp_status)
         summary += f"; {pp_text}"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseUnreachable
+from psycopg.errors import QueryCanceled
 from redis.exceptions import ConnectionError as RedisUnreachable
 
 from checks.clients import BackendUnavailable, Clients, describe
@@ -54,15 +55,23 @@ def or_cluster(probe: ProbeFn, store: str, view: ClusterView) -> ProbeFn:
     def run(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         try:
             return probe(clients, params)
+        except QueryCanceled:  # the store answered and cancelled the query: that is its own answer
+            raise
         except UNREACHED as exc:
             if not clients.has("kubernetes"):
                 raise
-            why = describe(exc)
+            why, configured = describe(exc), not isinstance(exc, NotConfigured)
         try:
             ev = view(clients, params, _not_asked(store, why))
         except Exception as exc:
             raise LsreadyError(f"{why}; the cluster could not tell either: {describe(exc)}") from exc
-        return replace(ev, observed={**ev.observed, "from": "cluster", "datastore_not_asked": why})
+        observed = {**ev.observed, "from": "cluster", "datastore_not_asked": why}
+        if configured and ev.status not in (Status.WARN, Status.FAIL):
+            # A configured store that did not answer never passes on the cluster's word; what the
+            # cluster shows against it (a bundled StatefulSet, one replica) still does.
+            summary = f"Could not tell: {why}. From the cluster: {ev.summary}"
+            return Evidence(Status.UNKNOWN, summary, observed, ev.threshold)
+        return replace(ev, observed=observed)
 
     return run
 
