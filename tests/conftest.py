@@ -143,6 +143,16 @@ def blackhole() -> Iterator[Blackhole]:
     hole.close()
 
 
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Any]:
+    """A local Kubernetes API server and kubeconfig (tests/k8s_fake.py), stopped after the test."""
+    from k8s_fake import Servers
+
+    s = Servers(tmp_path)
+    yield s
+    s.close()
+
+
 def make_config(targets: dict[str, dict[str, Any]], **extra: Any) -> Config:
     return validate({"targets": targets, **extra}, "test")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from k8s_fake import NS, Servers, chart_defaults, deployment, production, write_kubeconfig, write_snapshot
+from k8s_fake import NS, chart_defaults, deployment, production, write_kubeconfig, write_snapshot
 
 from checks import cluster as cluster_mod
 from checks.clients import BackendUnavailable, Clients
@@ -22,13 +22,6 @@ from checks.registry import load_catalog
 from checks.runner import run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def servers(tmp_path):
-    s = Servers(tmp_path)
-    yield s
-    s.close()
 
 
 def _live(servers, objects, **cfg):

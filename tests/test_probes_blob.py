@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 import requests
-from k8s_fake import NS, Servers, chart_defaults, configmap, production, write_snapshot
+from k8s_fake import NS, chart_defaults, configmap, production, write_snapshot
 
 from checks.clients import Clients
 from checks.config import TargetConfig
@@ -56,13 +56,6 @@ def _tiers(admin, bucket: str, short_days: int, long_days: int) -> None:
 
 
 # -- blob.enabled -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def servers(tmp_path):
-    s = Servers(tmp_path)
-    yield s
-    s.close()
 
 
 def test_blob_enabled_reads_the_flag_through_an_envfrom_configmap(tmp_path):

@@ -4,15 +4,13 @@ a kubeconfig without datastore credentials), and the cluster's scraping as evide
 import socket
 
 import pytest
-from k8s_fake import Servers, chart_defaults, production
+from k8s_fake import chart_defaults, production
+from test_probes_kubernetes import _clients, _run
 
 from checks.clients import Clients
 from checks.config import TargetConfig
 from checks.model import Status
-from checks.registry import load_catalog
-from checks.runner import run_checks
 
-CATALOG = load_catalog()
 P, W, F, M = Status.PASS, Status.WARN, Status.FAIL, Status.MANUAL
 # item -> (chart defaults, production-grade), from cluster input alone
 EXPECTED = {
@@ -27,23 +25,6 @@ EXPECTED = {
     "postgres.monitoring": (M, P),  # postgres-exporter
     "clickhouse.concurrency": (M, P),  # a ServiceMonitor on ch-metrics
 }
-
-
-@pytest.fixture
-def servers(tmp_path):
-    s = Servers(tmp_path)
-    yield s
-    s.close()
-
-
-def _clients(servers, objects, source="snapshot", **sections):
-    section = servers.kubernetes_section(objects, source)
-    return Clients("t", TargetConfig.model_validate({"kubernetes": section, **sections}), timeout_s=5)
-
-
-def _run(clients, ids):
-    report = run_checks(CATALOG, clients, items=[CATALOG.get(i) for i in ids], probe_timeout_s=5)
-    return {r.item.id: r for r in report.results}
 
 
 def _closed_port() -> int:
@@ -76,6 +57,7 @@ def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers
     clients = _clients(
         servers,
         chart_defaults(),
+        "snapshot",
         redis={"url": f"redis://127.0.0.1:{port}/0"},
         clickhouse={"url": f"http://127.0.0.1:{port}/default"},
     )
@@ -86,7 +68,8 @@ def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers
         assert "refused" in result.summary.lower() or "connect" in result.summary.lower(), result.summary
     assert "From the cluster: No ServiceMonitor" in results["redis.monitored"].summary
     watched = _run(
-        _clients(servers, production(), redis={"url": f"redis://127.0.0.1:{port}/0"}), ["redis.monitored"]
+        _clients(servers, production(), "snapshot", redis={"url": f"redis://127.0.0.1:{port}/0"}),
+        ["redis.monitored"],
     )
     assert watched["redis.monitored"].status is Status.UNKNOWN  # scraped, but Redis itself is down
 

@@ -7,7 +7,6 @@ import pytest
 import yaml
 from k8s_fake import (
     FULLNAME,
-    Servers,
     chart_defaults,
     hpa,
     node,
@@ -55,13 +54,6 @@ EXPECTED = {
     "ops.alerts": (M, P),
     "levers.async_insert_wait": (M, P),
 }
-
-
-@pytest.fixture
-def servers(tmp_path):
-    s = Servers(tmp_path)
-    yield s
-    s.close()
 
 
 def _clients(servers, objects, source="api", **sections):

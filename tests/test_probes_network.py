@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from k8s_fake import FULLNAME, NS, Servers, chart_defaults, production, service
+from k8s_fake import FULLNAME, NS, chart_defaults, production, service
 
 from checks.clients import Clients
 from checks.config import TargetConfig
@@ -22,13 +22,6 @@ TIMEOUTS = {"min_read_timeout_s": 300}
 LATENCY = {"warn_ms": 50}
 # A silent server must not hold a test for long: service_latency waits timeout_s / 3 per stage.
 QUICK = 1
-
-
-@pytest.fixture
-def servers(tmp_path):
-    s = Servers(tmp_path)
-    yield s
-    s.close()
 
 
 @pytest.fixture
