@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from checks.clients import ClickHouseSession, Clients
@@ -952,9 +952,14 @@ def table_part_limits(engine_full: str, delay_default: int, throw_default: int) 
 
 
 def part_pressure(
-    ch: ClickHouseSession, *, stuck_after_minutes: float = 30, probe: str = "part_pressure"
+    ch: ClickHouseSession,
+    *,
+    stuck_after_minutes: float = 30,
+    probe: str = "part_pressure",
+    mutations: bool = True,
 ) -> PartPressure:
-    """Busiest partition per LangSmith table vs its insert limits, merges running, stuck mutations."""
+    """Busiest partition per LangSmith table vs its insert limits, merges running, and (unless
+    `mutations` is False) stuck mutations."""
     defaults = {
         str(r["name"]): int(r["value"])
         for r in _rows(
@@ -1021,17 +1026,21 @@ def part_pressure(
             latest_fail_reason=str(r["latest_fail_reason"])[:300],
             host=str(r["host"]),
         )
-        for r in _rows(
-            ch,
-            probe,
-            "SELECT hostName() AS host, table, mutation_id, command, parts_to_do, latest_fail_reason, "
-            "toUInt64(greatest(0, dateDiff('second', create_time, now()))) AS age_s "
-            f"FROM {_source(ch, 'system.mutations')} WHERE database = {{db:String}} AND is_done = 0 "
-            "AND create_time <= now() - toIntervalSecond({age:UInt32}) ORDER BY create_time LIMIT 20"
-            f"{_remote_settings(ch)}",
-            {"db": ch.database, "age": int(stuck_after_minutes * 60)},
-            reads="system.mutations",
-            purpose="find stuck mutations",
+        for r in (
+            _rows(
+                ch,
+                probe,
+                "SELECT hostName() AS host, table, mutation_id, command, parts_to_do, latest_fail_reason, "
+                "toUInt64(greatest(0, dateDiff('second', create_time, now()))) AS age_s "
+                f"FROM {_source(ch, 'system.mutations')} WHERE database = {{db:String}} AND is_done = 0 "
+                "AND create_time <= now() - toIntervalSecond({age:UInt32}) ORDER BY create_time LIMIT 20"
+                f"{_remote_settings(ch)}",
+                {"db": ch.database, "age": int(stuck_after_minutes * 60)},
+                reads="system.mutations",
+                purpose="find stuck mutations",
+            )
+            if mutations
+            else []
         )
     )
     return PartPressure(
@@ -1170,7 +1179,8 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     cap = _max_concurrent(ch)
     latency = _latency_or_none(ch, params)
     stuck_minutes = PART_PRESSURE_DEFAULTS["stuck_mutation_minutes"]
-    pp = part_pressure(ch, stuck_after_minutes=stuck_minutes, probe="concurrency")
+    # Stuck mutations are the part-pressure item's business, not this one's: not read here.
+    pp = part_pressure(ch, stuck_after_minutes=stuck_minutes, probe="concurrency", mutations=False)
     observed = {
         "running_queries": running,
         "max_concurrent_queries": cap,
@@ -1194,12 +1204,8 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             f" and P95 query duration over {latency['window_minutes']} min is {p95:g} s "
             f"(warn {p95_warn:g} s, fail {p95_fail:g} s)"
         )
-    # Parts piling up toward the insert limits lead saturation too; say so when they do (stuck
-    # mutations are the part-pressure probe's business, not this item's).
-    parts_only = replace(pp, stuck_mutations=())
-    pp_status, pp_text = grade_part_pressure(
-        parts_only, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes
-    )
+    # Parts piling up toward the insert limits lead saturation too; say so when they do.
+    pp_status, pp_text = grade_part_pressure(pp, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes)
     if pp_status is not Status.PASS:
         status = worst(status, pp_status)
         summary += f"; {pp_text}"

@@ -996,9 +996,9 @@ def _exporters(cluster: Cluster) -> dict[str, list[str]]:
     return found
 
 
-def scrape_coverage(cluster: Cluster) -> dict[str, list[str]]:
+def scrape_coverage(cluster: Cluster, monitors: list[tuple[str, str]] | None = None) -> dict[str, list[str]]:
     """Redis, PostgreSQL, ClickHouse -> the monitors and exporters that scrape each (empty: none seen)."""
-    monitors = _monitors_for(cluster)
+    monitors = _monitors_for(cluster) if monitors is None else monitors
     exporters = _exporters(cluster)
     return {
         store: [label for label, text in monitors if any(k in text for k in keys)] + exporters.get(store, [])
@@ -1009,10 +1009,10 @@ def scrape_coverage(cluster: Cluster) -> dict[str, list[str]]:
 def monitoring(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Redis, PostgreSQL and ClickHouse are scraped: ServiceMonitors, PodMonitors or exporters."""
     cluster = clients.cluster
-    coverage = scrape_coverage(cluster)
+    monitors = _monitors_for(cluster)
+    coverage = scrape_coverage(cluster, monitors)
     covered = [s for s, via in coverage.items() if via]
-    seen = len(_monitors_for(cluster))
-    observed = {"coverage": coverage, "monitors_seen": seen, "notes": dict(cluster.notes)}
+    observed = {"coverage": coverage, "monitors_seen": len(monitors), "notes": dict(cluster.notes)}
     if not covered:
         return Evidence(
             Status.MANUAL,
