@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import wait
 from typing import Any
 
-from checks.clients import Clients, describe
+from checks.clients import Clients
 from checks.model import Evidence, Status
 from checks.probes.clickhouse import _rows
 from checks.probes.common import human_duration
@@ -96,7 +96,7 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     The stores are read at once, each on its own thread, so one that never answers costs its own
     line, not the others': whatever has not answered within most of the probe's time is named.
     """
-    from checks.runner import run_probe
+    from checks.runner import no_answer, reason, run_probe
 
     started = {s: run_probe(_read(read), clients, {}) for s, read in READERS.items() if clients.has(s)}
     limit = max(0.5, clients.timeout_s * 0.8)
@@ -104,9 +104,10 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     lines, observed = [], {}
     for store, future in started.items():
         if not future.done():
-            text, facts = f"{store}: no answer within {limit:g} s", {"error": "timeout"}
+            why = no_answer(limit, future)  # says what it still waits for, when a client knows
+            text, facts = f"{store}: {why[0].lower()}{why[1:].rstrip('.')}", {"error": "timeout"}
         elif future.exception() is not None:
-            why = describe(future.exception())  # type: ignore[arg-type]
+            why = reason(future.exception())  # type: ignore[arg-type]
             text, facts = f"{store}: could not read ({why})", {"error": why}
         else:
             text, facts = future.result()  # type: ignore[misc]
