@@ -79,10 +79,7 @@ def report(
     """Tell the caller about `error` (and audit it); work started off a listener reports here too."""
     if isinstance(error, LsreadyError):
         text = f":warning: {error}"
-        if not isinstance(error, Refused):  # refusals were audited where they happened
-            outcome = getattr(error, "outcome", "error")  # "busy" is not a fault
-            audit_error(services, caller, action, str(error), outcome)
-            services.metrics.command(action, outcome)
+        record_error(services, caller, action, error)
     elif isinstance(error, (StorageError, sqlite3.Error)):
         # The store cannot be opened or written (a read-only or full volume): auditing would fail too.
         log.error("store error handling %s for %s: %s", action, caller.user, error)
@@ -98,6 +95,14 @@ def report(
         audit_error(services, caller, action, f"error id {error_id}", "failed")
         services.metrics.command(action, "failed")
     tell(client, respond, caller, services.redactor.text(text))
+
+
+def record_error(services: Services, caller: Caller, action: str, error: LsreadyError) -> None:
+    """Audit and count an error the caller can act on; refusals were audited where they happened."""
+    if not isinstance(error, Refused):
+        outcome = getattr(error, "outcome", "error")  # "busy" is not a fault
+        audit_error(services, caller, action, str(error), outcome)
+        services.metrics.command(action, outcome)
 
 
 def audit_error(services: Services, caller: Caller, action: str, detail: str, outcome: str) -> None:

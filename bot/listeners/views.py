@@ -13,7 +13,7 @@ from bot import actions as ids
 from bot import commands
 from bot.listeners.commands import acknowledge
 from bot.listeners.common import Caller, Refused, post
-from bot.listeners.errors import audit_error, lazy
+from bot.listeners.errors import lazy, record_error
 from bot.listeners.events import publish_home
 from bot.render.limits import Message
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
@@ -82,10 +82,7 @@ def register(app: App, services: Services) -> None:
             services.metrics.command("ack", "ok")
         except (BadDuration, UnknownItem, NotAttestable, Refused) as exc:
             ack(response_action="errors", errors={_ERROR_BLOCK[type(exc)]: str(exc)[:1900]})
-            if not isinstance(exc, Refused):  # refusals were audited where they happened
-                outcome = getattr(exc, "outcome", "error")
-                audit_error(services, caller, "ack", str(exc), outcome)
-                services.metrics.command("ack", outcome)
+            record_error(services, caller, "ack", exc)
             return
         ack()
         # After the ack a failure must not touch the response Slack waits for: confirm from the pool.
