@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from storage.db import iso, utcnow
+from storage.db import iso, parse, utcnow
 
 CLAIM_STALE = timedelta(minutes=10)  # a claim this old with no message is a post that died
 
@@ -43,7 +43,7 @@ class DigestLog:
             "SELECT sent_at FROM digests_sent WHERE target = ? AND slot = ? AND message_ts IS NULL",
             [target, iso(slot)],
         ).fetchall()
-        return datetime.fromisoformat(rows[0][0]) if rows else None
+        return parse(rows[0][0]) if rows else None
 
     def record_posted(
         self, target: str, at: datetime, channel: str, message_ts: str, run_id: int | None
