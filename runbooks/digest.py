@@ -171,8 +171,7 @@ def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = 
             )
             log.exception("digest for %s at %s failed; the slot is released for a retry", target, slot)
             continue
-        run = readiness.history.latest(target)
-        readiness.digests.mark_sent(target, slot, channel, ts, run.id if run else None)
+        readiness.digests.mark_sent(target, slot, channel, ts, readiness.history.latest_id(target))
         readiness.audit.record("scheduler", "digest", target=target, place=channel, detail=slot.isoformat())
         posted.append(target)
     return posted
@@ -180,8 +179,8 @@ def send_due_digests(readiness: Readiness, post: Poster, now: datetime | None = 
 
 def record_hand_post(readiness: Readiness, digest: Digest, channel: str, ts: str, actor: str) -> None:
     """A digest posted by hand (`lsready digest --post`): the next digest compares with it; audited."""
-    run = readiness.history.latest(digest.target)
-    readiness.digests.record_posted(digest.target, readiness.clock(), channel, ts, run.id if run else None)
+    run_id = readiness.history.latest_id(digest.target)
+    readiness.digests.record_posted(digest.target, readiness.clock(), channel, ts, run_id)
     readiness.audit.record(actor, "digest", target=digest.target, place=channel, detail="posted by hand")
 
 

@@ -76,6 +76,13 @@ class History:
             summaries={r["item_id"]: r["summary"] for r in results},
         )
 
+    def latest_id(self, target: str) -> int | None:
+        """The id of the newest run of a target, without loading it."""
+        row = self.db.execute(
+            "SELECT id FROM runs WHERE target = ? ORDER BY started_at DESC, id DESC LIMIT 1", [target]
+        ).fetchone()
+        return int(row[0]) if row else None
+
     def latest(self, target: str, before: datetime | None = None, *, skip: int = 0) -> StoredRun | None:
         """The newest run of a target (optionally strictly before a time), or the one `skip` runs older."""
         sql = "SELECT id FROM runs WHERE target = ?"
