@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from checks.config import Config, validate
-from runbooks.demo.engines import PostgresServer, RedisServer, chdb_url
+from runbooks.demo.engines import PostgresServer, RedisServer, chdb_url, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,6 +141,12 @@ def blackhole() -> Iterator[Blackhole]:
     hole = Blackhole()
     yield hole
     hole.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nothing listens on: connecting to it is refused at once."""
+    return free_port()
 
 
 @pytest.fixture

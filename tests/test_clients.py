@@ -167,28 +167,19 @@ def test_a_remembered_failure_is_a_fresh_exception_for_every_caller():
     assert {len(traceback.extract_tb(e.__traceback__)) for e in caught} == {2}
 
 
-def test_an_unreachable_postgres_is_reported_with_its_reason_by_every_probe(unused_tcp_port):
+def test_an_unreachable_postgres_is_reported_with_its_reason_by_every_probe(unused_port):
     def one(clients, params):
         clients.postgres.query("SELECT 1")
         return Evidence(Status.PASS, "reached")
 
     catalog = Catalog(items=tuple(_item(f"p.{i}", "one") for i in range(4)), probes={"one": one})
-    clients = _clients(2, postgres={"url": f"postgresql://u:hunter22@127.0.0.1:{unused_tcp_port}/db"})
+    clients = _clients(2, postgres={"url": f"postgresql://u:hunter22@127.0.0.1:{unused_port}/db"})
     report = run_checks(catalog, clients, probe_timeout_s=4)
     clients.close()
     summaries = {r.summary for r in report.results}
     assert len(summaries) == 1, summaries
     (summary,) = summaries
     assert summary.startswith("Could not tell: OperationalError:") and "hunter22" not in summary
-
-
-@pytest.fixture
-def unused_tcp_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- Closing every client ----------------------------------------------------------------------------

@@ -1,7 +1,5 @@
 """The backup-and-restore item's evidence: each store's latest backup, read on the real engines."""
 
-import socket
-
 from checks.clients import Clients
 from checks.config import TargetConfig
 from checks.model import Status
@@ -30,11 +28,8 @@ def test_each_store_shows_its_latest_backup_and_a_person_attests_the_restore(
     assert ev.observed["clickhouse"]["recent"] == []
 
 
-def test_an_unreachable_store_is_named_and_the_others_still_shown(postgres_url):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    clients = _clients(redis={"url": f"redis://127.0.0.1:{closed}/0"}, postgres={"url": postgres_url})
+def test_an_unreachable_store_is_named_and_the_others_still_shown(postgres_url, unused_port):
+    clients = _clients(redis={"url": f"redis://127.0.0.1:{unused_port}/0"}, postgres={"url": postgres_url})
     try:
         ev = backups.evidence(clients, {})
     finally:

@@ -141,15 +141,6 @@ def test_endpoint_that_never_answers_is_unknown_within_the_timeout(blackhole):
         blob.connectivity(_clients(f"http://127.0.0.1:{blackhole.port}", "b1b", timeout_s=0.5), {})
 
 
-@pytest.fixture
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # -- blob.lifecycle ---------------------------------------------------------------------------------
 
 

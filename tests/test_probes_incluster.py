@@ -1,8 +1,6 @@
 """Datastore items answered from the cluster when the datastore cannot be asked (a support bundle,
 a kubeconfig without datastore credentials), and the cluster's scraping as evidence when it can."""
 
-import socket
-
 import pytest
 from k8s_fake import chart_defaults, production
 from test_probes_kubernetes import _clients, _run
@@ -27,12 +25,6 @@ EXPECTED = {
 }
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("source", ["api", "snapshot"])
 @pytest.mark.parametrize(("profile", "column"), [(chart_defaults, 0), (production, 1)])
 def test_with_only_cluster_input_datastore_items_get_the_clusters_verdict(servers, source, profile, column):
@@ -52,8 +44,8 @@ def test_with_only_cluster_input_datastore_items_get_the_clusters_verdict(server
         assert "redis-exporter" in results["redis.monitored"].summary
 
 
-def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers):
-    port = _closed_port()
+def test_an_unreachable_datastore_falls_back_to_the_cluster_and_says_why(servers, unused_port):
+    port = unused_port
     clients = _clients(
         servers,
         chart_defaults(),

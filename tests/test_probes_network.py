@@ -24,13 +24,6 @@ LATENCY = {"warn_ms": 50}
 QUICK = 1
 
 
-@pytest.fixture
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _clients(servers=None, objects=None, source="snapshot", timeout_s=5, **sections):
     if objects is not None:
         sections["kubernetes"] = servers.kubernetes_section(objects, source)

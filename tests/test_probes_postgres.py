@@ -31,6 +31,7 @@ from checks.probes import postgres as probes
 from checks.probes.common import quantity
 from checks.registry import load_catalog
 from checks.runner import run_checks
+from runbooks.demo.engines import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GRANTS = ROOT / "deploy" / "grants" / "postgres.sql"
@@ -89,12 +90,6 @@ def table_name() -> str:
 
 
 # --- A private server and a TCP forwarder -----------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
