@@ -16,7 +16,7 @@ import click
 from bot.logs import setup_logging
 from bot.render.digest import render_digest
 from bot.render.report import FORMATS, render_report
-from checks.config import Config, load_config
+from checks.config import DEFAULT_PATH, Config, load_config
 from checks.engine import catalog_for, check
 from checks.errors import ConfigError, LsreadyError
 from checks.registry import load_catalog
@@ -163,7 +163,7 @@ def check_cmd(
 
 def _config_available(ctx: click.Context) -> bool:
     obj = ctx.ensure_object(dict)
-    return bool(obj.get("config_path") or os.environ.get("LSREADY_CONFIG") or Path("lsready.yaml").exists())
+    return bool(obj.get("config_path") or os.environ.get("LSREADY_CONFIG") or Path(DEFAULT_PATH).exists())
 
 
 def _has_store(config: Config) -> bool:
