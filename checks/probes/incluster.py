@@ -69,7 +69,7 @@ def or_cluster(probe: ProbeFn, store: str, view: ClusterView) -> ProbeFn:
         if configured and ev.status not in (Status.WARN, Status.FAIL):
             # A configured store that did not answer never passes on the cluster's word; what the
             # cluster shows against it (a bundled StatefulSet, one replica) still does.
-            summary = f"Could not tell: {why}. From the cluster: {ev.summary}"
+            summary = f"Could not tell: {store} did not answer. From the cluster: {ev.summary}"
             return Evidence(Status.UNKNOWN, summary, observed, ev.threshold)
         return replace(ev, observed=observed)
 
