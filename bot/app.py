@@ -135,6 +135,7 @@ def serve(
     say: Any = log.info,
 ) -> None:
     """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
+    from bot.exporter import start_beside
     from bot.observability import serve_observability
     from bot.scheduler import start_scheduler
 
@@ -148,6 +149,7 @@ def serve(
     if metrics_port:
         observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
     scheduler = start_scheduler(readiness, app.client, services.metrics)
+    exporter = start_beside(readiness, services.metrics) if metrics_port else None
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -166,4 +168,6 @@ def serve(
             scheduler.shutdown(wait=False)
         if observability is not None:
             observability.shutdown()
+        if exporter is not None:
+            exporter.stop()
         services.shutdown()

@@ -278,3 +278,61 @@ def _clickhouse(g: _Families, name: str, s: Signals, params: Mapping[str, Any]) 
         )  # fmt: skip
         for d in s.disks:
             family.add_metric([name, d.host, d.disk], d.used_ratio)
+
+
+def store_attestations(readiness: Any) -> AttestationsFor:
+    """Attestations read from the store on the calling thread's own connection (SQLite: one per thread)."""
+
+    def read(target: str) -> Mapping[str, Attestation]:
+        mine = readiness.open_for_thread()
+        try:
+            return mine.attestations(target)
+        finally:
+            mine.db.conn.close()
+
+    return read
+
+
+def start_beside(readiness: Any, metrics: Any) -> Exporter | None:
+    """The exporter for `lsready serve`: its gauges on the bot's metrics port; None without targets."""
+    if not readiness.config.targets:
+        return None
+    exporter = Exporter(readiness.config, attestations_for=store_attestations(readiness)).start()
+    metrics.attach(exporter.exposition)
+    return exporter
+
+
+def run_exporter(
+    config: Config,
+    *,
+    port: int,
+    host: str,
+    targets: Sequence[str] | None = None,
+    attestations_for: AttestationsFor | None = None,
+    say: Callable[[str], None] = log.info,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve /metrics and /healthz until `stop` is set or SIGTERM/SIGINT arrives."""
+    import signal
+
+    from bot.observability import Metrics, serve_observability
+
+    exporter = Exporter(config, targets, attestations_for=attestations_for)
+    metrics = Metrics()
+    metrics.attach(exporter.exposition)
+    server = serve_observability(metrics, port, health=exporter.health, host=host)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    exporter.start()
+    say(
+        f"lsready exporter: http://{host}:{server.server_address[1]}/metrics, "
+        f"{len(exporter.targets)} target(s) every {exporter.interval_s:g} s"
+    )
+    try:
+        stop.wait()
+    finally:
+        exporter.stop()
+        server.shutdown()
+        server.server_close()
