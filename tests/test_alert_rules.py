@@ -129,3 +129,39 @@ def test_promtool_unit_tests_fail_when_a_threshold_moves_under_them(tmp_path: Pa
     (tmp_path / FILES["tests"]).write_text(render_tests(moved))
     result = _promtool("test", "rules", FILES["tests"], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _fake(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/bash\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_ci_installs_prometheus_and_alertmanager_when_missing_then_runs_the_readme_test_command(
+    tmp_path: Path,
+) -> None:
+    repo, bin_dir, calls = tmp_path / "repo", tmp_path / "bin", tmp_path / "calls"
+    (repo / ".ci").mkdir(parents=True)
+    bin_dir.mkdir()
+    shutil.copy(ROOT / ".ci" / "run", repo / ".ci" / "run")
+    log = f'echo "$(basename "$0") $*" >> {calls}'
+    for tool in ("apt-get", "pip"):
+        _fake(bin_dir / tool, log)
+    _fake(bin_dir / "id", "echo 0")
+    venv = f"mkdir -p .venv/bin && cp {bin_dir}/pip .venv/bin/pip && cp {bin_dir}/pip .venv/bin/python"
+    _fake(bin_dir / "python3", f"{log}; {venv}")
+    for tool in ("dirname", "basename", "mkdir", "cp"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))  # type: ignore[arg-type]
+    result = subprocess.run(
+        ["/bin/bash", str(repo / ".ci" / "run")], env={"PATH": str(bin_dir), "CI": "true"},
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = calls.read_text().splitlines()
+    assert lines[0] == "apt-get update -q"
+    assert lines[1] == "apt-get install -y -q --no-install-recommends prometheus prometheus-alertmanager"
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest"
+        in readme
+    )
+    assert lines[2:] == ["python3 -m venv .venv", "pip install -q -e .[test]", "python -m pytest"]
