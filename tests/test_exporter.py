@@ -53,8 +53,9 @@ class LangSmithQueues:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server.socket.fileno() != -1:
+            self.server.shutdown()
+            self.server.server_close()
 
 
 @pytest.fixture
@@ -211,3 +212,30 @@ def test_a_refresh_against_a_black_holed_backend_ends_by_the_run_deadline(blackh
     assert s.up["redis"] is False and not s.successful
     body = exporter.exposition().decode()
     assert 'lsready_backend_up{backend="redis",target="hung"} 0.0' in body
+
+
+def test_triage_shows_both_readings_and_names_the_stale_one(
+    redis_client: Any, redis_url: str, langsmith: LangSmithQueues
+) -> None:
+    from runbooks.triage import triage
+
+    push_saq_jobs(redis_client, "default", [time.time() - 5] * 5)
+    langsmith.queued["default"] = 120
+    endpoints_cfg = {"backend_url": langsmith.url, "platform_backend_url": langsmith.url}
+    config = make_config({"t": _target(redis_url, queue_endpoints=endpoints_cfg)})
+    result = triage(config, "t", "queue-depth", sample_interval_s=0.2)
+    step = result.steps[0]
+    assert step.step_id == "queue-drain"
+    assert "Redis queue saq:default has 5 waiting jobs" in step.summary
+    assert "backend reports 120 waiting in saq:default, Redis has 5" in step.summary
+    assert "backend's figure is the stale one" in step.summary
+    seen = step.evidence["langsmith_endpoints"]
+    assert seen["depths"]["backend saq:default"] == 120 and seen["errors"] == {}
+    # When they agree, the step says so; when the endpoints are down, only that source is unknown.
+    langsmith.queued["default"] = 5
+    agree = triage(config, "t", "queue-depth", sample_interval_s=0.2).steps[0]
+    assert "LangSmith's own endpoints agree (saq:default 5" in agree.summary
+    langsmith.close()
+    down = triage(config, "t", "queue-depth", sample_interval_s=0.2).steps[0]
+    assert "Redis queue saq:default has 5 waiting jobs" in down.summary
+    assert "backend not read" in down.summary and down.status is not None

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,3 +207,39 @@ def disagreements(
         stale = "redis" if apart > 1.0 else p.service
         out.append(Disagreement(p.queue, p.service, p.pending, r, stale, abs(apart)))
     return out
+
+
+class NoEndpoints(LsreadyError):
+    def __str__(self) -> str:
+        return "no queue endpoints (set queue_endpoints, or kubernetes with its release)"
+
+
+def read_published(
+    target: TargetConfig, timeout_s: float, discover_release: Any = None
+) -> tuple[list[PublishedDepth], dict[str, str]]:
+    """Both services' published depths, and why a service could not be read (by service name).
+
+    Raises NoEndpoints when neither URL is known.
+    """
+    found = endpoints(target, discover_release)
+    if found is None or not (found.backend or found.platform_backend):
+        raise NoEndpoints()
+    depths: list[PublishedDepth] = []
+    errors: dict[str, str] = {}
+    reads = [
+        (service, url, read)
+        for service, url, read in (
+            ("backend", found.backend, backend_depths),
+            ("platform-backend", found.platform_backend, platform_depths),
+        )
+        if url is not None
+    ]
+    # The two services answer independently: one that hangs costs the other nothing.
+    with ThreadPoolExecutor(len(reads), thread_name_prefix="published-queues") as pool:
+        futures = {service: pool.submit(read, url, timeout_s) for service, url, read in reads}
+        for service, future in futures.items():
+            try:
+                depths.extend(future.result())
+            except EndpointError as exc:
+                errors[service] = str(exc)
+    return depths, errors
