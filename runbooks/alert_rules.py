@@ -23,11 +23,12 @@ from typing import Any
 
 import yaml
 
+from checks.probes.kubernetes import LSREADY_RULE_GROUP
 from checks.registry import Catalog
 from runbooks.definitions import RUNBOOKS
 from runbooks.triage import resolve_thresholds
 
-GROUP = "lsready.langsmith-write-path"
+GROUP = LSREADY_RULE_GROUP  # the ops.alerts probe recognises the shipped rules by it
 SELF_GROUP = "lsready.self"
 JOB = "lsready"  # the scrape job of lsready's exporter (deploy/prometheus scrape config, Service name)
 ALL_TARGETS = "all"  # `lsready_target` of alerts about lsready itself

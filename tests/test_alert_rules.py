@@ -165,3 +165,51 @@ def test_ci_installs_prometheus_and_alertmanager_when_missing_then_runs_the_read
         in readme
     )
     assert lines[2:] == ["python3 -m venv .venv", "pip install -q -e .[test]", "python -m pytest"]
+
+
+def _deployed(name: str) -> dict:
+    doc = yaml.safe_load((DEPLOY / name).read_text())
+    doc["metadata"]["namespace"] = "langsmith"  # what kustomize sets
+    return doc
+
+
+def _ops_alerts(servers, objects, source):
+    from checks.clients import Clients
+    from checks.config import TargetConfig
+    from checks.probes import kubernetes as k8s
+
+    section = servers.kubernetes_section(objects, source)
+    clients = Clients("t", TargetConfig.model_validate({"kubernetes": section}), timeout_s=5)
+    return k8s.alerts(clients, {"ingestion_delay_p95_s": 60})
+
+
+@pytest.mark.parametrize("source", ["api", "snapshot"])
+def test_alert_item_passes_on_the_shipped_rules_loaded_and_lsready_scraped(servers, source: str) -> None:
+    from k8s_fake import chart_defaults
+
+    objects = chart_defaults()  # no alerting of its own
+    objects["prometheusrules"] = [_deployed(FILES["operator"])]
+    objects["servicemonitors"] = [_deployed("servicemonitor.yaml")]
+    result = _ops_alerts(servers, objects, source)
+    assert result.status.value == "pass", result.summary
+    assert "PrometheusRule langsmith/lsready (14 alerts)" in result.summary
+    assert "ServiceMonitor langsmith/lsready scrapes lsready's exporter" in result.summary
+
+
+def test_alert_item_warns_when_the_shipped_rules_have_nothing_to_read(servers) -> None:
+    from k8s_fake import chart_defaults
+
+    objects = chart_defaults()
+    objects["prometheusrules"] = [_deployed(FILES["operator"])]
+    objects["servicemonitors"] = []
+    result = _ops_alerts(servers, objects, "snapshot")
+    assert result.status.value == "warn"
+    assert "nothing visible scrapes lsready's exporter" in result.summary
+    # The shipped Deployment's pods are annotated for scraping: that counts, and says so.
+    deployment = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text())
+    deployment["metadata"]["namespace"] = "langsmith"
+    objects["deployments"] = [*objects["deployments"], deployment]
+    result = _ops_alerts(servers, objects, "snapshot")
+    assert (
+        result.status.value == "pass" and "deployment lsready (prometheus.io annotations)" in result.summary
+    )
