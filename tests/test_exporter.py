@@ -239,3 +239,67 @@ def test_triage_shows_both_readings_and_names_the_stale_one(
     down = triage(config, "t", "queue-depth", sample_interval_s=0.2).steps[0]
     assert "Redis queue saq:default has 5 waiting jobs" in down.summary
     assert "backend not read" in down.summary and down.status is not None
+
+
+def _poll(check: Any, timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            got = check()
+        except OSError:
+            got = None
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def test_serve_metrics_port_carries_the_same_gauges(redis_client: Any, redis_url: str, tmp_path: Any) -> None:
+    from bot.exporter import start_beside
+    from runbooks.readiness import Readiness
+
+    push_saq_jobs(redis_client, "default", [time.time()] * 4)
+    config = make_config({"prod": _target(redis_url)}, exporter={"interval": 30})
+    readiness = Readiness.open(config, tmp_path / "lsready.db")
+    metrics = Metrics()
+    exporter = start_beside(readiness, metrics)
+    assert exporter is not None
+    try:
+        line = 'lsready_queue_depth{queue="saq:default",source="redis",target="prod"} 4.0'
+        body = _poll(lambda: (b := metrics.exposition().decode()) and line in b and b)
+        assert "lsready_commands_total" in body or "lsready_start_time_seconds" in body  # the bot's own too
+    finally:
+        exporter.stop()
+    assert start_beside(Readiness.open(make_config({}), tmp_path / "other.db"), Metrics()) is None
+
+
+def test_cli_exporter_serves_until_sigterm(redis_client: Any, redis_url: str, tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from runbooks.demo.engines import free_port
+
+    push_saq_jobs(redis_client, "default", [time.time()] * 3)
+    (tmp_path / "lsready.yaml").write_text(
+        f"targets:\n  prod:\n    redis: {{url: '{redis_url}'}}\nexporter: {{interval: 2}}\n"
+    )
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LSREADY_")}
+    env["LSREADY_CONFIG"] = str(tmp_path / "lsready.yaml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "exporter", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _poll(lambda: json.loads(_get(base + "/healthz")[1])["refreshed"] == ["prod"])
+        body = _get(base + "/metrics")[1]
+        assert 'lsready_queue_depth{queue="saq:default",source="redis",target="prod"} 3.0' in body
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert f"http://127.0.0.1:{port}/metrics, 1 target(s) every 2 s" in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
