@@ -195,6 +195,7 @@ class Serve:
         fake: Any,
         start_timeout: float = 60,
         absent: tuple[str, ...] = (),
+        metrics_port: int = 0,
     ) -> None:
         kit = testkit()
         self.fake = fake
@@ -221,7 +222,7 @@ class Serve:
             "--port",
             "0",
             "--metrics-port",
-            "0",
+            str(metrics_port),
         ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)

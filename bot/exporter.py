@@ -28,6 +28,7 @@ from runbooks.signals import Signals, collect, signal_params
 log = logging.getLogger(__name__)
 
 AttestationsFor = Callable[[str], Mapping[str, Attestation]]
+RENDER_DELAY_S = 0.5  # refreshes ending this close together share one rendering
 
 
 class Exporter:
@@ -53,6 +54,7 @@ class Exporter:
         self._last_success: dict[str, float] = {}
         self._running: set[str] = set()
         self._body = b""
+        self._render_due = False
         self._stop = threading.Event()
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_SignalsCollector(self))
@@ -71,10 +73,17 @@ class Exporter:
         self._stop.set()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            for name in self.targets:
-                self.refresh_async(name)
-            self._stop.wait(self.interval_s)
+        """Every target at once first; then spread over the interval, so refreshes (and the load they
+        put on this process and the backends) come one by one instead of in bursts."""
+        for name in self.targets:
+            self.refresh_async(name)
+        step = self.interval_s / max(1, len(self.targets))
+        due = time.monotonic() + self.interval_s
+        n = 0
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            self.refresh_async(self.targets[n % len(self.targets)])
+            n += 1
+            due += step
 
     def refresh_async(self, name: str) -> bool:
         """Start refreshing `name` unless its previous refresh is still running; True if started."""
@@ -82,16 +91,34 @@ class Exporter:
             if name in self._running:
                 return False
             self._running.add(name)
-        threading.Thread(target=self._refresh, args=(name,), name=f"exporter-{name}", daemon=True).start()
+        threading.Thread(
+            target=self._refresh, args=(name, True), name=f"exporter-{name}", daemon=True
+        ).start()
         return True
 
     def refresh(self, name: str) -> Signals:
-        """Refresh one target in this thread (tests and the first run)."""
+        """Refresh one target in this thread and render at once (tests, tools)."""
         with self._lock:
             self._running.add(name)
         return self._refresh(name)
 
-    def _refresh(self, name: str) -> Signals:
+    def _render_soon(self) -> None:
+        """Render once for all the refreshes that end within RENDER_DELAY_S of each other."""
+        with self._lock:
+            if self._render_due:
+                return
+            self._render_due = True
+
+        def later() -> None:
+            with self._lock:
+                self._render_due = False
+            self.render()
+
+        timer = threading.Timer(RENDER_DELAY_S, later)
+        timer.daemon = True
+        timer.start()
+
+    def _refresh(self, name: str, coalesce: bool = False) -> Signals:
         try:
             acks = self._attestations_for(name) if self._attestations_for else None
             signals = self._collect(self.config, name, self.catalog, attestations=acks, params=self.params)
@@ -105,7 +132,10 @@ class Exporter:
             self._latest[name] = signals
             if signals.successful:
                 self._last_success[name] = signals.started_at + signals.duration_s
-        self.render()
+        if coalesce:
+            self._render_soon()
+        else:
+            self.render()
         return signals
 
     def latest(self, name: str) -> Signals | None:
@@ -147,9 +177,6 @@ class Exporter:
 
 def _esc(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-
-
-STATUSES = [s.value for s in Status]
 
 
 class _SignalsCollector(Collector):
@@ -219,13 +246,16 @@ def _report(g: _Families, name: str, s: Signals) -> None:
     ).add_metric([name], s.report.score.percent / 100)
     family = g.gauge(
         "lsready_item_status",
-        "1 for the item's status in the last refresh, 0 for the others",
+        "1, labelled with the item's status in the last refresh (one series per item)",
         ["target", "item", "required", "status"],
     )
+    failing = g.gauge(
+        "lsready_required_item_failing", "1 if the required item fails, else 0", ["target", "item"]
+    )
     for r in s.report.results:
-        required = "true" if r.item.required else "false"
-        for status in STATUSES:
-            family.add_metric([name, r.item.id, required, status], 1 if r.status.value == status else 0)
+        family.add_metric([name, r.item.id, "true" if r.item.required else "false", r.status.value], 1)
+        if r.item.required:
+            failing.add_metric([name, r.item.id], 1 if r.status is Status.FAIL else 0)
 
 
 def _queues(g: _Families, name: str, s: Signals) -> None:

@@ -303,12 +303,11 @@ def rules(catalog: Catalog) -> list[AlertRule]:
         ),
     )
 
-    item = {**prod, "item": "postgres.backups", "required": "true", "status": "fail"}
-    failing = 'lsready_item_status{required="true",status="fail"}'
+    item = {**prod, "item": "postgres.backups"}
+    failing = "lsready_required_item_failing"
     window_min = math.ceil(window_h * 60)
-    item_series = _series("lsready_item_status", **item)
-    item_labels = {"severity": "warning", "value": 1, **{k: item[k] for k in ("target", "item", "required")}}
-    item_labels["status"] = "fail"
+    item_series = _series(failing, **item)
+    item_labels = {"severity": "warning", "value": 1, **item}
     out.append(
         AlertRule(
             "LangSmithRequiredItemFailing",
@@ -317,8 +316,8 @@ def rules(catalog: Catalog) -> list[AlertRule]:
             f"{failing} == 1 and min_over_time({failing}[{_duration(window_h * 3600)}]) == 0",
             for_s,
             "Required readiness item {{ $labels.item }} now fails on {{ $labels.target }}",
-            "Required checklist item {{ $labels.item }} fails on {{ $labels.target }} (lsready_item_status "
-            "{status=fail} is {{ $value }}); it passed within the "
+            "Required checklist item {{ $labels.item }} fails on {{ $labels.target }} "
+            "(lsready_required_item_failing {{ $value }}); it passed within the "
             f"last {_duration(window_h * 3600)}. Run `lsready check --target {{{{ $labels.target }}}} "
             "--section {{ $labels.item }}` for the evidence and the fix.",
             fires=Case(

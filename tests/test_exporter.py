@@ -156,16 +156,20 @@ def test_exporter_families_carry_the_write_path(clickhouse: Any, redis_client: A
     assert _sample(body, 'lsready_queue_depth{queue="saq:default",source="redis",target="prod"}') == 7
     assert _sample(body, 'lsready_queue_oldest_job_age_seconds{queue="saq:default",source="redis"') >= 89
     assert 0 < _sample(body, 'lsready_readiness_score_ratio{target="prod"}') < 1
-    assert _sample(body, 'lsready_item_status{item="redis.monitored",required="false",status="') in (0, 1)
+    assert _sample(body, 'lsready_item_status{item="redis.monitored",required="false",status="') == 1
     assert _sample(body, 'lsready_ingestion_delay_runs{target="prod"}') >= 0
     assert "lsready_clickhouse_running_queries{replica=" in body
     assert _sample(body, 'lsready_clickhouse_parts_to_delay_insert_ratio{target="prod"}') >= 0
     assert _sample(body, 'lsready_backend_up{backend="clickhouse",target="prod"}') == 1
     assert _sample(body, 'lsready_last_success_timestamp_seconds{target="prod"}') > time.time() - 120
     assert 0 <= _sample(body, 'lsready_data_age_seconds{target="prod"}') < 120
-    # Exactly one status per item is 1.
+    # One series per item, labelled with its status; required items also as failing 0/1.
     ones = [ln for ln in body.splitlines() if ln.startswith('lsready_item_status{item="redis.monitored"')]
-    assert len(ones) == 7 and sum(float(ln.rsplit(" ", 1)[1]) for ln in ones) == 1
+    assert len(ones) == 1
+    failing = [ln for ln in body.splitlines() if ln.startswith("lsready_required_item_failing{")]
+    required = [r for r in s.report.results if r.item.required]  # type: ignore[union-attr]
+    assert len(failing) == len(required) > 0
+    assert sum(float(ln.rsplit(" ", 1)[1]) for ln in failing) == len(s.report.score.required_failing)  # type: ignore[union-attr]
 
 
 def test_a_scrape_never_waits_for_a_black_holed_refresh(blackhole: Any) -> None:
@@ -295,8 +299,8 @@ def test_cli_exporter_serves_until_sigterm(redis_client: Any, redis_url: str, tm
     try:
         base = f"http://127.0.0.1:{port}"
         _poll(lambda: json.loads(_get(base + "/healthz")[1])["refreshed"] == ["prod"])
-        body = _get(base + "/metrics")[1]
-        assert 'lsready_queue_depth{queue="saq:default",source="redis",target="prod"} 3.0' in body
+        line = 'lsready_queue_depth{queue="saq:default",source="redis",target="prod"} 3.0'
+        _poll(lambda: line in _get(base + "/metrics")[1])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
         assert f"http://127.0.0.1:{port}/metrics, 1 target(s) every 2 s" in proc.stderr.read()  # type: ignore[union-attr]
