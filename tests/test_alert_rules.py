@@ -213,3 +213,24 @@ def test_alert_item_warns_when_the_shipped_rules_have_nothing_to_read(servers) -
     assert (
         result.status.value == "pass" and "deployment lsready (prometheus.io annotations)" in result.summary
     )
+
+
+def test_deploy_prometheus_manifests_select_lsready_and_its_metrics_port() -> None:
+    from kubernetes.client import ApiClient
+
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    assert set(kustomization["resources"]) == {"service.yaml", "servicemonitor.yaml", FILES["operator"]}
+    service = ApiClient()._ApiClient__deserialize(
+        yaml.safe_load((DEPLOY / "service.yaml").read_text()), "V1Service"
+    )
+    deployment = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]
+    assert service.spec.selector.items() <= pod["metadata"]["labels"].items()
+    (port,) = service.spec.ports
+    container_ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert port.target_port == "metrics" and container_ports["metrics"] == port.port == 9100
+    monitor = yaml.safe_load((DEPLOY / "servicemonitor.yaml").read_text())
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service.metadata.labels.items()
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [port.name]
+    # The job Prometheus gives a ServiceMonitor's targets is the Service's name: LsreadyDown watches it.
+    assert service.metadata.name == "lsready" and 'up{job="lsready"}' in (DEPLOY / FILES["rules"]).read_text()
