@@ -196,7 +196,7 @@ class SlackConfig(_Strict):
 
 
 class ExporterConfig(_Strict):
-    interval: float = Field(60.0, gt=0, le=3600)  # seconds between refreshes of each target
+    interval: float = Field(60.0, ge=1, le=3600)  # seconds between refreshes of each target
 
 
 class Config(_Strict):

@@ -307,3 +307,14 @@ def test_cli_exporter_serves_until_sigterm(redis_client: Any, redis_url: str, tm
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_exporter_interval_and_queue_endpoints_are_validated_config() -> None:
+    from checks.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"exporter.interval: Input should be greater than or equal to 1"):
+        make_config({}, exporter={"interval": 0.1})
+    with pytest.raises(ConfigError, match=r"queue_endpoints.backend_url: queue endpoint URL must start with"):
+        make_config({"t": {"queue_endpoints": {"backend_url": "ftp://x"}}})
+    cfg = make_config({"t": {"queue_endpoints": {"backend_url": "http://u:s3cret-pw@b:1984"}}})
+    assert cfg.redactor().text("it said s3cret-pw") == "it said ***"  # known, so masked even bare
