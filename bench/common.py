@@ -208,6 +208,7 @@ class Serve:
             "SLACK_SIGNING_SECRET": kit.SIGNING_SECRET,
             "SLACK_API_URL": fake.api_url,
             "PYTHONUNBUFFERED": "1",
+            "MALLOC_ARENA_MAX": "2",  # as the image sets it (Dockerfile)
         }
         self.log_path = workdir / "serve.log"
         boot = ["-c", _ABSENT_BOOT, ",".join(absent)] if absent else ["-m", "bot.cli"]

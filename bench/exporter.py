@@ -52,6 +52,7 @@ class Exporter:
         path.write_text(yaml.safe_dump(config))
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LSREADY_")}
+        env["MALLOC_ARENA_MAX"] = "2"  # as the image sets it (Dockerfile)
         self.log_path = workdir / "exporter.log"
         # As on a production install: without the demo extra's chdb and what only it pulls in.
         args = [sys.executable, "-c", _ABSENT_BOOT, ",".join(ABSENT), "--config", str(path), "exporter",
