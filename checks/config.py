@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from checks import endpoints
 from checks.errors import ConfigError, UnknownTarget
 from checks.secrets import Redactor, url_password
 
@@ -71,14 +72,7 @@ class ClickHouseConfig(_Strict):
 
     @property
     def database(self) -> str:
-        parts = urlsplit(self.url)
-        if parts.scheme == "chdb":
-            return dict(_query_pairs(parts.query)).get("database", "default")
-        return parts.path.strip("/") or "default"
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    return [tuple(p.split("=", 1)) for p in query.split("&") if "=" in p]  # type: ignore[misc]
+        return endpoints.clickhouse(self.url).database
 
 
 class KubernetesConfig(_Strict):
