@@ -32,7 +32,8 @@ BOT_USER, BOT_ID, TEAM = "UBOT000001", "BBOT000001", "T0000001"
 class Call:
     method: str
     args: dict[str, Any]
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
+    answered: float | None = None  # when the answer was sent (after any delay)
 
 
 def _loads(value: Any) -> Any:
@@ -53,6 +54,8 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         self.errors: dict[str, str] = {}  # method -> Slack error code to answer with
         self.posted: list[tuple[str, str]] = []  # (channel, ts) of each chat.postMessage, in order
+        self.delays: dict[str, float] = {}  # method -> seconds it takes to answer (Slack having a bad day)
+        self._released = threading.Event()  # set: slowed methods answer at once from now on
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         fake = self
@@ -86,6 +89,7 @@ class FakeSlack:
         self._thread.start()
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -136,14 +140,31 @@ class FakeSlack:
             self._record("respond", {"url": path, **args})
             return 200, b"ok"
         method = path.removeprefix("/api/")
-        self._record(method, args)
-        if method in self.errors:
-            return 200, {"ok": False, "error": self.errors[method]}
-        return 200, {"ok": True, **self._answer(method, args)}
+        call = self._record(method, args)
+        if self.delays.get(method):
+            self._released.wait(self.delays[method])
+        try:
+            if method in self.errors:
+                return 200, {"ok": False, "error": self.errors[method]}
+            return 200, {"ok": True, **self._answer(method, args)}
+        finally:
+            call.answered = time.monotonic()
 
-    def _record(self, method: str, args: dict[str, Any]) -> None:
+    def _record(self, method: str, args: dict[str, Any]) -> Call:
+        call = Call(method, args)
         with self._lock:
-            self.calls.append(Call(method, args))
+            self.calls.append(call)
+        return call
+
+    def release(self) -> None:
+        """Slowed methods answer at once from now on (and those waiting, now)."""
+        self._released.set()
+
+    def first_answer(self, method: str) -> float:
+        """When the first answer to `method` was sent (inf while none has been)."""
+        with self._lock:
+            done = [c.answered for c in self.calls if c.method == method and c.answered is not None]
+        return min(done, default=float("inf"))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         n = next(self._seq)
@@ -267,10 +288,9 @@ class BotHarness:
         )
         self.services = Services(self.readiness)
         self.app = build_app(settings, self.services)
-        self.server = http_server(self.app, 0, "127.0.0.1", self.services.metrics)
+        self.server = http_server(self.app, settings, 0, "127.0.0.1", self.services.metrics).start()
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = self.base + "/slack/events"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def __enter__(self) -> BotHarness:
         return self
@@ -280,7 +300,7 @@ class BotHarness:
 
     def close(self) -> None:
         self.server.shutdown()
-        self.server.server_close()
+        self.fake.release()  # nothing waits on a slowed method once the test is over
         self.services.pool.shutdown(wait=True)  # no listener may outlive the fake it talks to
         self.fake.close()
 
