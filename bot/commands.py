@@ -67,6 +67,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "help": ("help", "this list"),
 }
 
+MAX_WORD = 100  # no target, section, item id or runbook is longer
 PRIVATE = ("me", "private")  # `status me`: the answer goes only to the caller
 _EXPIRY = re.compile(r"\s+for\s+(\d+\s*[a-z]*)\s*$", re.I)
 _SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
@@ -104,6 +105,12 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
     if not words:
         return Help()
     head, args = words[0].lower(), words[1:]
+    if head != "ack":  # an ack's note may be long; any other word is a name or an id
+        for arg in args:
+            if len(arg) > MAX_WORD:
+                raise UsageError(
+                    f"`{arg[:30]}…` ({len(arg)} characters) is too long to be a target, section or id."
+                )
     if head not in USAGE:
         raise UsageError(f"`{words[0]}` is not a command.", _closest(head, USAGE))
     if head == "help":

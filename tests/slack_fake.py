@@ -231,6 +231,7 @@ class Reply:
     status: int
     body: str
     elapsed: float
+    done: float = field(default_factory=time.monotonic)  # when the response had been read
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -250,17 +251,19 @@ def send(
     timestamp: float | None = None,
     signature: str | None = None,
     omit: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     """POST a body signed the way Slack signs it (or forged, stale, or without headers)."""
     ts = str(int(time.time() if timestamp is None else timestamp))
-    headers = {
+    sent = {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature or sign(body, ts, secret),
+        **(headers or {}),
     }
     for name in omit:
-        headers.pop(name)
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+        sent.pop(name)
+    request = urllib.request.Request(url, data=body.encode(), headers=sent, method="POST")
     t0 = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
@@ -373,9 +376,18 @@ class BotHarness:
             }
         return self.interact(payload)
 
-    def submit(self, values: dict[str, Any], private_metadata: str, *, user: str = "U0000001") -> Reply:
+    def submit(
+        self,
+        values: dict[str, Any],
+        private_metadata: str,
+        *,
+        user: str = "U0000001",
+        view_id: str | None = None,
+    ) -> Reply:
+        """A modal submitted; the same `view_id` again is the same modal submitted twice."""
         view = {
-            "id": "V2",
+            "id": view_id or f"V{time.monotonic_ns()}",
+            "hash": "1700000000.abcdef",
             "type": "modal",
             "callback_id": "lsready.ack.modal",
             "private_metadata": private_metadata,
@@ -391,15 +403,17 @@ class BotHarness:
             }
         )
 
-    def event(self, event: dict[str, Any]) -> Reply:
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0) -> Reply:
+        """An Events API delivery; `retry` > 0 is Slack delivering the same `event_id` again."""
         body = {
             "token": "x",
             "team_id": TEAM,
             "api_app_id": "A0000001",
             "type": "event_callback",
-            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_id": event_id or f"Ev{time.monotonic_ns()}",
             "event_time": int(time.time()),
             "event": event,
             "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
         }
-        return send(self.url, json.dumps(body), "application/json")
+        retried = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return send(self.url, json.dumps(body), "application/json", headers=retried)
