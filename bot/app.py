@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 EVENTS_PATH = "/slack/events"
 ACK_WORKERS = 16  # ack functions only: none calls Slack or a store
 SLACK_TIMEOUT_S = 20  # each Web API call from the bot: posting, updating, uploading evidence
+# Socket Mode: a connection that died without a word is noticed after four unanswered pings.
+SOCKET_PING_INTERVAL_S = 5
 
 
 class Services:
@@ -203,7 +205,8 @@ def serve(
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             say("lsready serve: Socket Mode")
-            SocketModeHandler(app, settings.app_token.get_secret_value()).start()  # type: ignore[union-attr]
+            token = settings.app_token.get_secret_value()  # type: ignore[union-attr]
+            SocketModeHandler(app, token, ping_interval=SOCKET_PING_INTERVAL_S).start()
         else:
             server = http_server(app, settings, port, host, services.metrics)
             say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH} (waitress)")

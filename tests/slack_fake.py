@@ -56,6 +56,7 @@ class FakeSlack:
         self.posted: list[tuple[str, str]] = []  # (channel, ts) of each chat.postMessage, in order
         self.delays: dict[str, float] = {}  # method -> seconds it takes to answer (Slack having a bad day)
         self._released = threading.Event()  # set: slowed methods answer at once from now on
+        self.socket_mode: Any = None  # a FakeSocketMode: apps.connections.open hands out its URLs
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         fake = self
@@ -168,6 +169,10 @@ class FakeSlack:
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         n = next(self._seq)
+        if method == "apps.connections.open":
+            if self.socket_mode is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"url": self.socket_mode.url()}
         if method == "auth.test":
             return {
                 "user_id": BOT_USER,
