@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from bot.actions import TRIAGE_RERUN
 from runbooks.demo.engines import RedisServer
 
 ACK_TARGET_MS = 300.0  # p99 from request to ack; Slack gives up at 3 s
+BURST = 80  # people typing a command in the same second
+BURST_TARGET_MS = 500.0  # p99 from request to ack within a burst
 HELP_REPLY_TARGET_MS = 1000.0  # a help reply while a triage hangs: the bot is still there
 
 
@@ -158,4 +162,55 @@ def hung_triage(quick: bool) -> Result:
             "help_ack_ms_median": round(median(acks), 2),
             "help": [{"ack_ms": round(a, 2), "reply_ms": round(r, 2)} for a, r in helps],
         },
+    )
+
+
+def command_burst(quick: bool) -> Result:
+    """Rounds of BURST signed `/langsmith help` sent at the same instant to a real `lsready serve`
+    (HTTP mode, waitress): every one must be acked 200, and answered."""
+    rounds = 2 if quick else 5
+    kit = testkit()
+    ms: list[float] = []
+    refused = 0
+    with temp_dir() as tmp, contextlib.ExitStack() as stack:
+        fake = kit.FakeSlack()
+        stack.callback(fake.close)
+        config = {"default_target": "prod", "targets": {"prod": {}}}
+        bot = Serve(config, Path(tmp), fake)
+        stack.callback(bot.stop)
+        bot.command("help")  # the first request after start-up loads the listeners' templates
+        with ThreadPoolExecutor(BURST) as senders:
+            for n in range(rounds):
+                say(f"burst: round {n + 1}/{rounds}, {BURST} signed commands at once")
+                start = threading.Barrier(BURST)
+
+                def one(_: int, start: threading.Barrier = start) -> Any:
+                    start.wait()
+                    return bot.command("help")
+
+                replies = list(senders.map(one, range(BURST)))
+                ms += [r.elapsed * 1000 for r in replies]
+                refused += sum(r.status != 200 for r in replies)
+        expected = 1 + rounds * BURST
+        deadline = time.monotonic() + 30
+        while len(calls(fake, "respond")) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answered = len(calls(fake, "respond")) - 1
+    total = rounds * BURST
+    return Result(
+        rows=[
+            row("burst", "command ack latency p50", percentile(ms, 50), "ms"),
+            row(
+                "burst",
+                "command ack latency p99",
+                percentile(ms, 99),
+                "ms",
+                "<",
+                BURST_TARGET_MS,
+                f"{rounds} rounds of {BURST} at once",
+            ),
+            row("burst", "requests not acked with 200", refused, "count", "==", 0),
+            row("burst", "acked commands not answered", total - answered, "count", "==", 0),
+        ],
+        details={"rounds": rounds, "burst": BURST, "latencies_ms": [round(m, 2) for m in ms]},
     )
