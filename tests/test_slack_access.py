@@ -1,6 +1,7 @@
 """`slack.access`: refusals are ephemeral and audited, help hides what a user may not run."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -182,3 +183,63 @@ def test_a_lookup_that_cannot_be_made_is_audited_as_unverified_not_refused(bot):
     assert entries == [(SRE, "ack", "unverified")]
     detail = bot.readiness.audit.since()[0].detail
     assert "could not verify" in detail
+
+
+def test_while_slack_fails_the_last_known_members_decide_and_the_audit_says_so(bot):
+    bot.services.access.ttl_s = 0
+    bot.fake.errors["usergroups.users.list"] = "internal_error"
+    bot.command("ack diag.har_capture drill done", user=SRE)  # starts a refresh that fails
+    assert bot.fake.wait_for("respond")[0]["response_type"] == "in_channel"
+    _wait_until_failed = time.monotonic() + 10
+    while bot.services.access.stale_note("SSRE000001") is None:
+        assert time.monotonic() < _wait_until_failed
+        time.sleep(0.02)
+    bot.command("ack diag.log_collection shipped", user=SRE)
+    bot.command("ack diag.log_collection shipped", user=STRANGER)
+    bot.fake.wait_for("respond", count=3)
+    entries = {(e.actor, e.outcome): e.detail for e in bot.readiness.audit.since()}
+    assert "members of SSRE000001 as known" in entries[(SRE, "allowed")]
+    assert "internal_error" in entries[(SRE, "allowed")]
+    assert entries[(STRANGER, "refused")].startswith("refused from members of SSRE000001")
+
+
+class _Lookups:
+    """A stand-in for the Web API's usergroups.users.list that answers when told to."""
+
+    def __init__(self, users):
+        self.users, self.calls, self.go = users, 0, threading.Event()
+
+    def usergroups_users_list(self, usergroup):
+        self.calls += 1
+        self.go.wait(10)
+        return {"users": list(self.users)}
+
+
+def test_a_stale_entry_answers_at_once_while_one_lookup_refreshes_it():
+    from bot.listeners.access import Access, Verdict
+    from checks.config import validate
+
+    now = [0.0]
+    slack = validate(
+        {"targets": {"p": {}}, "slack": {"access": {"triage": {"usergroups": ["S1"]}}}}, "t"
+    ).slack
+    lookups = _Lookups([SRE])
+    access = Access(slack, lookups, ttl_s=60, clock=lambda: now[0])
+    assert access.decide("triage", SRE, wait=False) is Verdict.UNVERIFIED  # nothing known yet, not waited
+    lookups.go.set()
+    assert access.decide("triage", SRE) is Verdict.ALLOWED  # behind the ack: waits for the lookup
+    lookups.go.clear()
+    lookups.users = [STRANGER]  # SRE left the group
+    now[0] = 61.0
+    for _ in range(5):  # stale: the last known members answer, and only one lookup runs
+        assert access.decide("triage", SRE) is Verdict.ALLOWED
+    assert lookups.calls == 2
+    lookups.go.set()
+    deadline = time.monotonic() + 10
+    while access.decide("triage", SRE) is Verdict.ALLOWED:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert (
+        access.decide("triage", SRE) is Verdict.REFUSED
+        and access.decide("triage", STRANGER) is Verdict.ALLOWED
+    )

@@ -51,6 +51,7 @@ class Access:
         self.clock = clock
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._refreshing: dict[str, threading.Event] = {}  # group -> set when its lookup ends
+        self._failures: dict[str, str] = {}  # group -> why its latest lookup failed
         self._lock = threading.Lock()
 
     @property
@@ -65,19 +66,38 @@ class Access:
     ) -> Verdict:
         """The verdict for `user` doing `action` in `channel`. `wait=False` (before an ack) answers
         from the cache only and starts the lookup of an unknown group in the background."""
+        return self.explain(action, user, channel, wait=wait)[0]
+
+    def explain(
+        self, action: str, user: str | None, channel: str | None = None, *, wait: bool = True
+    ) -> tuple[Verdict, str | None]:
+        """The verdict, and when it rests on members Slack could not confirm lately, a note saying so."""
         rule = self._rule(action)
         if rule is None:
-            return Verdict.ALLOWED
+            return Verdict.ALLOWED, None
         if user in rule.users or (channel is not None and channel in rule.channels):
-            return Verdict.ALLOWED
-        unknown = False
+            return Verdict.ALLOWED, None
+        unknown, notes = False, []
         for group in rule.usergroups:
             members = self.members(group, wait=wait)
+            note = self.stale_note(group)
             if members is None:
                 unknown = True
             elif user is not None and user in members:
-                return Verdict.ALLOWED
-        return Verdict.UNVERIFIED if unknown and user is not None else Verdict.REFUSED
+                return Verdict.ALLOWED, note
+            elif note:
+                notes.append(note)
+        if unknown and user is not None:
+            return Verdict.UNVERIFIED, None
+        return Verdict.REFUSED, "; ".join(notes) or None
+
+    def stale_note(self, group: str) -> str | None:
+        """'members of S... as known 412 s ago (Slack: <error>)' while the group's lookups fail."""
+        with self._lock:
+            cached, failure = self._members.get(group), self._failures.get(group)
+        if cached is None or failure is None:
+            return None
+        return f"members of {group} as known {self.clock() - cached[0]:.0f} s ago (Slack: {failure})"
 
     def allows(self, action: str, user: str | None, channel: str | None = None) -> bool:
         return self.decide(action, user, channel) is Verdict.ALLOWED
@@ -94,8 +114,6 @@ class Access:
             age = self.clock() - cached[0]
             if age >= self.ttl_s:
                 self._refresh(group)
-                if age >= 2 * self.ttl_s:
-                    log.info("user group %s: using members known %.0f s ago while refreshing", group, age)
             return cached[1]
         done = self._refresh(group)
         if wait:
@@ -126,18 +144,25 @@ class Access:
     def _lookup(self, group: str, done: threading.Event) -> None:
         started = self.clock()
         users: frozenset[str] | None = None
+        failure = "no answer"
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
         except SlackApiError as exc:
-            error = exc.response.get("error")
-            if error in GONE:
+            failure = str(exc.response.get("error"))
+            if failure in GONE:
                 users = frozenset()
-            log.warning("cannot list members of user group %s: %s", group, error)
         except (SlackClientError, OSError) as exc:  # a timeout, a refused connection
-            log.warning("cannot list members of user group %s: %s", group, exc)
+            failure = f"{type(exc).__name__}: {exc}"
         finally:
             with self._lock:
                 if users is not None:
                     self._members[group] = (started, users)
+                    self._failures.pop(group, None)
+                else:
+                    self._failures[group] = failure
+                known = group in self._members
                 del self._refreshing[group]
             done.set()
+        if users is None:
+            fallback = "using the last known members" if known else "nobody in it can be verified"
+            log.warning("cannot list members of user group %s (%s): %s", group, failure, fallback)

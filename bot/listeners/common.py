@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,8 @@ from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
     from bot.app import Services
+
+log = logging.getLogger(__name__)
 
 
 class SlackReply(LsreadyError):
@@ -81,21 +84,22 @@ class Caller:
         return f"a thread in <#{self.channel}>" if self.thread_ts else f"<#{self.channel}>"
 
 
-def guard(
-    services: Services, action: str, caller: Caller, target: str | None = None, *, wait: bool = True
-) -> None:
-    """Raise Refused or Unverified (audited) unless the caller may do `action` here.
-
-    `wait=False` (before an ack) decides from cached group members only; a group nothing is known
-    about then lets the caller through, to be checked again behind the ack.
-    """
+def guard(services: Services, action: str, caller: Caller, target: str | None = None) -> None:
+    """Raise Refused or Unverified (audited) unless the caller may do `action` here (behind the ack:
+    a group not yet known is looked up)."""
     if services.access is None:
         return
-    verdict = services.access.decide(action, caller.user, caller.channel, wait=wait)
-    if verdict is Verdict.ALLOWED or (verdict is Verdict.UNVERIFIED and not wait):
+    verdict, stale = services.access.explain(action, caller.user, caller.channel)
+    if verdict is Verdict.ALLOWED and stale:  # Slack is failing: say what the decision rests on
+        log.warning("%s by %s allowed from %s", action, caller.user, stale)
+        audit(services, caller, action, target, f"allowed from {stale}", outcome="allowed")
+    if verdict is Verdict.ALLOWED:
         return
     denial: Denied = Refused(action) if verdict is Verdict.REFUSED else Unverified(action)
-    detail = "refused" if verdict is Verdict.REFUSED else "could not verify: user group lookup failed"
+    if verdict is Verdict.REFUSED:
+        detail = f"refused from {stale}" if stale else "refused"
+    else:
+        detail = "could not verify: user group lookup failed"
     audit(services, caller, action, target, detail, outcome=denial.outcome)
     services.metrics.command(action, denial.outcome)
     raise denial
