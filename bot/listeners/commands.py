@@ -172,7 +172,7 @@ def _digest(
 ) -> None:
     name = services.readiness.target_name(cmd.target)
     guard(services, "digest", caller, name)
-    request = Request("digest", name, f"for <@{caller.user}>")  # a preview only its caller sees
+    request = Request("digest", name, "preview", owner=caller.user)  # a preview only its caller sees
     work = partial(preview_digest, services, caller, name, respond)
     start(services, request, caller, work, client=client, respond=respond)
 

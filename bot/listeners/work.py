@@ -50,6 +50,7 @@ class Request:
     kind: str  # the audited action: check, status, triage, digest
     target: str
     detail: str = ""  # the runbook or the selector
+    owner: str | None = None  # for work only its caller sees (a digest preview): one per caller
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.target}" + (f" ({self.detail})" if self.detail else "")
