@@ -281,3 +281,19 @@ def test_status_me_is_answered_only_to_the_caller(bot):
     assert reply["response_type"] == "ephemeral" and "Readiness status: prod" in json.dumps(reply["blocks"])
     bot.wait_idle()
     assert not bot.fake.requests("chat.postMessage")
+
+
+def test_a_modal_for_a_target_that_is_gone_shows_why_in_the_modal(bot):
+    reply = bot.submit(_modal(), json.dumps({"t": "retired", "c": CHANNEL}))
+    assert reply.status == 200 and "unknown target 'retired'" in reply.json()["errors"][ids.ACK_ITEM_BLOCK]
+    assert (USER, "ack", "error") in [
+        (e.actor, e.action, e.outcome) for e in _audit_when(bot, lambda e: e.outcome == "error")
+    ]
+
+
+def _audit_when(bot, match, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not [e for e in bot.readiness.audit.since() if match(e)]:
+        assert time.monotonic() < deadline, "no such audit entry"
+        time.sleep(0.02)
+    return bot.readiness.audit.since()

@@ -17,6 +17,7 @@ from bot.listeners.common import Caller, Recent, Refused, audit, post
 from bot.listeners.errors import lazy, record_error
 from bot.listeners.events import publish_home
 from bot.render.limits import clip
+from checks.errors import LsreadyError
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def submitted(view: dict[str, Any]) -> tuple[dict[str, Any], commands.Ack]:
     return meta, ack
 
 
-def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> Exception | None:
+def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> LsreadyError | None:
     """What makes the submission wrong, found without the network or the store (before the ack):
     the item, the duration, and access as far as the cached group members tell."""
     try:
@@ -62,7 +63,7 @@ def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> Exception
         if not item.attestable:
             raise NotAttestable(item)
         services.readiness.validity(item.id, cmd.expires)
-    except (BadDuration, UnknownItem, NotAttestable) as exc:
+    except LsreadyError as exc:  # an unknown item or target, a bad duration, an automated item
         return exc
     access = services.access
     if (
@@ -94,14 +95,14 @@ def _record(
 
 
 def _rejected(
-    services: Services, caller: Caller, error: Exception, body: dict[str, Any], context: Any, *_: Any
+    services: Services, caller: Caller, error: LsreadyError, body: dict[str, Any], context: Any, *_: Any
 ) -> None:
     """Behind the ack: audit a submission the modal showed an error for."""
     if isinstance(error, Refused):
         audit(services, caller, "ack", None, "refused", outcome="refused")
         services.metrics.command("ack", "refused")
     else:
-        record_error(services, caller, "ack", error)  # type: ignore[arg-type]
+        record_error(services, caller, "ack", error)
 
 
 def register(app: App, services: Services) -> None:
@@ -117,7 +118,8 @@ def register(app: App, services: Services) -> None:
         context["lsready_action"] = "ack"
         error = precheck(services, caller, cmd)
         if error is not None:
-            ack(response_action="errors", errors={_ERROR_BLOCK[type(error)]: clip(str(error), 1900)})
+            block = _ERROR_BLOCK.get(type(error), ids.ACK_ITEM_BLOCK)
+            ack(response_action="errors", errors={block: clip(str(error), 1900)})
             work = partial(_rejected, services, caller, error)
         else:
             ack()
