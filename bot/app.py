@@ -67,6 +67,12 @@ class Services:
         return self._home.config
 
     @property
+    def shared(self) -> Readiness:
+        """The first Readiness, for what needs no database (targets, catalog, durations): usable
+        from any thread without opening a connection, so before an ack."""
+        return self._home
+
+    @property
     def readiness(self) -> Readiness:
         """This thread's Readiness: shared config and catalog, its own database connection."""
         if threading.get_ident() == self._owner:

@@ -297,3 +297,23 @@ def _audit_when(bot, match, timeout=10.0):
         assert time.monotonic() < deadline, "no such audit entry"
         time.sleep(0.02)
     return bot.readiness.audit.since()
+
+
+def test_acks_do_not_wait_on_a_store_another_process_holds_locked(bot, tmp_path):
+    import sqlite3
+
+    holder = sqlite3.connect(str(tmp_path / "lsready.db"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # every write waits, as behind a stuck volume or a long migration
+    try:
+        meta = json.dumps({"t": "prod", "c": CHANNEL, "ts": "1700000000.000321"})
+        acked = [
+            bot.submit(_modal(), meta),
+            bot.command("ack diag.log_collection shipped"),
+            bot.command("help"),
+        ]
+        assert [r.status for r in acked] == [200, 200, 200]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    bot.fake.wait_for("chat.postMessage")  # the modal's work went on once the store was free
+    assert "diag.har_capture" in bot.readiness.acks.active("prod")

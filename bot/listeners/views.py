@@ -57,12 +57,13 @@ def submitted(view: dict[str, Any]) -> tuple[dict[str, Any], commands.Ack]:
 def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> LsreadyError | None:
     """What makes the submission wrong, found without the network or the store (before the ack):
     the item, the duration, and access as far as the cached group members tell."""
+    shared = services.shared  # `services.readiness` would open this thread's database connection
     try:
-        services.readiness.target_name(cmd.target)
-        item = services.readiness.item(cmd.item_id)
+        shared.target_name(cmd.target)
+        item = shared.item(cmd.item_id)
         if not item.attestable:
             raise NotAttestable(item)
-        services.readiness.validity(item.id, cmd.expires)
+        shared.validity(item.id, cmd.expires)
     except LsreadyError as exc:  # an unknown item or target, a bad duration, an automated item
         return exc
     access = services.access
