@@ -3,7 +3,9 @@
 The fake listens on 127.0.0.1 port 0, records every call (method and arguments, from the query
 string, a form or JSON body), and answers like Slack: a `ts` for posted messages, the posted
 message's metadata back from conversations.replies, an upload URL on itself for files_upload_v2,
-members for usergroups.users.list. Response URLs (`respond`) and uploads land here too.
+members for usergroups.users.list, a Socket Mode URL for apps.connections.open (with a
+`socket_mode` endpoint set). Response URLs (`respond`) and uploads land here too. A method can be
+made slow (`delays`: Slack having a bad day) or fail (`errors`); `release` lets slowed calls answer.
 """
 
 from __future__ import annotations
