@@ -28,6 +28,7 @@ class Check:
 @dataclass(frozen=True)
 class Status:
     target: str | None = None
+    private: bool = False  # `status me`: answered only to the caller
     action = "status"
 
 
@@ -60,12 +61,14 @@ Command = Triage | Check | Status | Ack | Digest | Help
 USAGE: dict[str, tuple[str, str]] = {
     "triage": ("triage [target] [runbook]", "run an incident runbook, live, step by step"),
     "check": ("check [section|item-id] [target]", "run the readiness checks and post the report"),
-    "status": ("status [target]", "score buckets and failing required items"),
+    "status": ("status [target] [me]", "score buckets and failing required items (`me`: only to you)"),
     "ack": ("ack <item-id> [note] [for 30d]", "acknowledge a manual checklist item"),
     "digest": ("digest [target]", "preview the weekly readiness digest"),
     "help": ("help", "this list"),
 }
 
+MAX_WORD = 100  # no target, section, item id or runbook is longer
+PRIVATE = ("me", "private")  # `status me`: the answer goes only to the caller
 _EXPIRY = re.compile(r"\s+for\s+(\d+\s*[a-z]*)\s*$", re.I)
 _SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
 
@@ -102,6 +105,12 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
     if not words:
         return Help()
     head, args = words[0].lower(), words[1:]
+    if head != "ack":  # an ack's note may be long; any other word is a name or an id
+        for arg in args:
+            if len(arg) > MAX_WORD:
+                raise UsageError(
+                    f"`{arg[:30]}…` ({len(arg)} characters) is too long to be a target, section or id."
+                )
     if head not in USAGE:
         raise UsageError(f"`{words[0]}` is not a command.", _closest(head, USAGE))
     if head == "help":
@@ -112,10 +121,13 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
         return _triage(args, targets, runbooks)
     if head == "check":
         return _check(args, targets)
+    private = head == "status" and any(a.lower() in PRIVATE for a in args)
+    if private:
+        args = [a for a in args if a.lower() not in PRIVATE]
     if len(args) > 1:
         raise UsageError(f"`{head}` takes at most a target: `{USAGE[head][0]}`.")
     target = (_name(args[0], targets) or args[0]) if args else None
-    return Status(target) if head == "status" else Digest(target)
+    return Status(target, private) if head == "status" else Digest(target)
 
 
 def parse_ack(text: str, *, targets: Collection[str] = ()) -> Ack:

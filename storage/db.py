@@ -75,6 +75,12 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (ack_id, kind)
         )""",
     ],
+    [  # 3: effects done once: a Slack retry or a resubmission finds its key and writes nothing
+        """CREATE TABLE effects (
+            key TEXT PRIMARY KEY,
+            at TEXT NOT NULL
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
