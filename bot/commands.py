@@ -48,13 +48,20 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class Preflight:
+    target: str | None = None
+    to: str | None = None  # the chart version to upgrade to
+    action = "preflight"
+
+
+@dataclass(frozen=True)
 class Help:
     problem: str | None = None
     suggestion: str | None = None
     action = "help"
 
 
-Command = Triage | Check | Status | Ack | Digest | Help
+Command = Triage | Check | Status | Ack | Digest | Preflight | Help
 
 # Usage line and one-line description per subcommand, in the order help shows them.
 USAGE: dict[str, tuple[str, str]] = {
@@ -63,10 +70,15 @@ USAGE: dict[str, tuple[str, str]] = {
     "status": ("status [target]", "score buckets and failing required items"),
     "ack": ("ack <item-id> [note] [for 30d]", "acknowledge a manual checklist item"),
     "digest": ("digest [target]", "preview the weekly readiness digest"),
+    "preflight": ("preflight [target] [chart-version]", "is a helm upgrade safe? live, step by step"),
     "help": ("help", "this list"),
 }
 
+# A command whose access rule is another's: the preflight only reads, like a check.
+ACCESS = {"preflight": "check"}
+
 _EXPIRY = re.compile(r"\s+for\s+(\d+\s*[a-z]*)\s*$", re.I)
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?$")
 _SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
 
 
@@ -112,6 +124,8 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
         return _triage(args, targets, runbooks)
     if head == "check":
         return _check(args, targets)
+    if head == "preflight":
+        return _preflight(args, targets)
     if len(args) > 1:
         raise UsageError(f"`{head}` takes at most a target: `{USAGE[head][0]}`.")
     target = (_name(args[0], targets) or args[0]) if args else None
@@ -161,6 +175,21 @@ def _check(args: list[str], targets: Collection[str]) -> Check:
     selector = args[0] if args else None
     target = (_name(args[1], targets) or args[1]) if len(args) == 2 else None
     return Check(selector, target)
+
+
+def _preflight(args: list[str], targets: Collection[str]) -> Preflight:
+    if len(args) > 2:
+        raise UsageError(f"`preflight` takes a target and a chart version: `{USAGE['preflight'][0]}`.")
+    target = to = None
+    for arg in args:
+        version = arg.removeprefix("langsmith-").removeprefix("v")
+        if to is None and _VERSION.match(version) and not _name(arg, targets):
+            to = version
+        elif target is None:
+            target = _name(arg, targets) or arg
+        else:
+            raise UsageError(f"'{arg}' is not a chart version like 0.17.2: `{USAGE['preflight'][0]}`.")
+    return Preflight(target, to)
 
 
 def _ack(rest: str, targets: Collection[str]) -> Ack:

@@ -101,11 +101,18 @@ def preflight(
 ) -> PreflightResult:
     """Run every step against `target` and decide; never raises for a backend's trouble.
 
+    Values not given come from the target's `preflight.values` / `preflight.current_values`.
+
     `on_step` gets each redacted step in order, as soon as it and the steps before it are done,
     from the caller's thread. An exception from it is logged and ignored.
     Raises LsreadyError subclasses for bad input only (UnknownTarget, ConfigError, PreflightError).
     """
     name, target_cfg = config.target(target)
+    configured = target_cfg.preflight
+    if new_values is None and configured is not None and configured.values:
+        new_values, values_name = load_values(configured.values), configured.values
+    if current_values is None and configured is not None and configured.current_values:
+        current_values = load_values(configured.current_values)
     catalog = catalog_for(config)
     params = resolve(catalog)
     remediation = {i.id: i.remediation for i in catalog.items}
