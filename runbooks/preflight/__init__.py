@@ -7,11 +7,11 @@ its own steps, which become `unknown` with the reason. Nothing here writes anywh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
@@ -125,20 +125,20 @@ def preflight(
         name, target_cfg, clients, params, new_values, values_name, current_values, to_version, remediation
     )
     done: list[PreflightStep] = []
+    ended: dict[str, float] = {}
     try:
         futures = [
-            (step, time.monotonic(), run_probe(_as_probe(step, ctx), clients, params)) for step in STEPS
+            (step, time.monotonic(), run_probe(_as_probe(step, ctx, ended), clients, params))
+            for step in STEPS
         ]
         for step, began, future in futures:
             # A step may read two backends one after the other (the cluster, then /api/info).
             budget = min(t0 + 2 * probe_s + _GRACE_S, t0 + deadline) - time.monotonic()
-            try:
+            with contextlib.suppress(Exception):  # a timeout, or the step's error: _result reports both
                 future.result(timeout=max(0.0, budget))
-            except FutureTimeout:
-                pass
-            except Exception:
-                pass  # settled() reports it
-            result = _result(step, future, probe_s, time.monotonic() - began, redactor)
+            # The step's own time, not the wait for the steps before it.
+            took = ended.get(step.id, time.monotonic()) - began
+            result = _result(step, future, probe_s, took, redactor)
             done.append(result)
             _emit(on_step, result)
     finally:
@@ -149,8 +149,14 @@ def preflight(
     )
 
 
-def _as_probe(step: Step, ctx: Context) -> Callable[[Any, Any], Any]:
-    return lambda _clients, _params: step.fn(ctx)
+def _as_probe(step: Step, ctx: Context, ended: dict[str, float]) -> Callable[[Any, Any], Any]:
+    def run(_clients: Any, _params: Any) -> Outcome:
+        try:
+            return step.fn(ctx)
+        finally:
+            ended[step.id] = time.monotonic()
+
+    return run
 
 
 def _result(
