@@ -398,8 +398,30 @@ def test_version_notes_apply_when_the_upgrade_crosses_their_version(tmp_path: Pa
 def test_storage_class_without_expansion_warns(tmp_path: Path) -> None:
     objects = bundled_clickhouse()
     objects["storageclasses"] = [storageclass("gp3", "ebs.csi.aws.com", default=True, type="gp3")]
-    assert "disk.expansion" in ids(run(None, objects, tmp_path), Level.WARNING)
-    assert "disk.expansion" not in ids(run(None, bundled_clickhouse(), tmp_path))
+    assert "disk.expansion_clickhouse" in ids(run(None, objects, tmp_path), Level.WARNING)
+    assert "disk.expansion_clickhouse" not in ids(run(None, bundled_clickhouse(), tmp_path))
+
+
+def bundled_postgres(capacity: str, storage_class: str = "gp3") -> dict[str, Any]:
+    """`bundled_clickhouse()` plus the bundled PostgreSQL StatefulSet on a PVC of that capacity."""
+    objects = bundled_clickhouse()
+    objects["statefulsets"].append(statefulset("postgres", 1, storage_class, capacity))
+    claim = pvc(f"data-{FULLNAME}-postgres-0", storage_class, size=capacity, capacity={"storage": capacity})
+    objects["persistentvolumeclaims"].append(claim)
+    return objects
+
+
+def test_bundled_postgres_volume_too_full_blocks_and_one_that_cannot_grow_warns(
+    stores: dict[str, Any], tmp_path: Path
+) -> None:
+    roomy = run(stores, bundled_postgres("1Ti"), tmp_path)
+    assert "PostgreSQL PVC data-langsmith-postgres-0 is 0% full" in step(roomy, "disk").summary
+    assert ids(roomy) & {"disk.headroom", "disk.expansion_postgres"} == set()
+    full = run(stores, bundled_postgres("1Mi"), tmp_path)
+    (finding,) = [f for f in step(full, "disk").findings if f.id == "disk.headroom"]
+    assert finding.level is Level.BLOCKING and "PostgreSQL PVC data-langsmith-postgres-0" in finding.text
+    fixed = run(None, bundled_postgres("1Ti", "gp2"), tmp_path)
+    assert "disk.expansion_postgres" in ids(fixed, Level.WARNING)
 
 
 def test_api_info_version_is_read_when_langsmith_answers(tmp_path: Path) -> None:

@@ -61,6 +61,8 @@ THRESHOLDS: dict[str, FromCatalog] = {
     "queue_sample_keys": FromCatalog("redis.monitored", "sample_keys"),
     "disk_warn_ratio": FromCatalog("clickhouse.disk_usage", "warn_ratio"),
     "disk_fail_ratio": FromCatalog("clickhouse.disk_usage", "fail_ratio"),
+    "pg_disk_warn_ratio": FromCatalog("postgres.disk", "warn_ratio"),
+    "pg_disk_fail_ratio": FromCatalog("postgres.disk", "fail_ratio"),
     "min_cpus": FromCatalog("clickhouse.node_size", "min_cpus"),
     "min_memory_gib": FromCatalog("clickhouse.node_size", "min_memory_gib"),
     "expected_payload_mb": FromCatalog("network.max_body_size", "expected_payload_mb"),

@@ -32,6 +32,7 @@ from checks.probes.kubernetes import (
     workload_env,
 )
 from checks.probes.network import frontend_nginx_conf, nginx_directive
+from checks.probes.postgres import disk as postgres_disk
 from checks.probes.redis import queue_depths
 from checks.probes.release import HOOK_JOBS, alembic_heads, api_info, hook_jobs, parse_version, versions
 from runbooks.preflight import values as vd
@@ -444,82 +445,114 @@ def _backup_problem(store: str, facts: Mapping[str, Any], max_age: float) -> tup
 
 
 def disk(ctx: Context) -> Outcome:
-    """ClickHouse disk headroom, and whether the volumes migrations write to can grow."""
+    """Disk headroom of ClickHouse and PostgreSQL, and whether the volumes migrations write to can grow."""
     findings: list[Finding] = []
     evidence: dict[str, Any] = {}
     parts: list[str] = []
     read_any = False
-    warn_r, fail_r = float(ctx.params["disk_warn_ratio"]), float(ctx.params["disk_fail_ratio"])
-    expandable: bool | None = None
+    ch_grows: bool | None = None
     if ctx.clients.has("kubernetes"):
-        storage = clickhouse_storage(ctx.cluster)
         read_any = True
+        cluster = ctx.cluster
+        storage = clickhouse_storage(cluster)
         if storage is None:
             parts.append("no bundled ClickHouse volume")
         else:
-            sc = storage.storage_class or {}
-            expandable = bool(sc.get("allowVolumeExpansion"))
-            evidence["clickhouse_pvcs"] = storage.pvc_names
-            evidence["storage_class"] = storage.class_name
-            evidence["allow_volume_expansion"] = expandable
-            parts.append(
-                f"ClickHouse volumes use StorageClass {storage.class_name or 'unknown'}, which "
-                + ("allows" if expandable else "does not allow")
-                + " volume expansion"
+            ch_grows = _expansion(
+                cluster, "ClickHouse", storage.class_name, storage.pvc_names, parts, findings
             )
-            if not expandable:
-                findings.append(
-                    Finding(
-                        "disk.expansion",
-                        Level.WARNING,
-                        f"StorageClass {storage.class_name or '(none)'} of "
-                        f"{', '.join(storage.pvc_names) or 'the '}"
-                        " ClickHouse PVCs does not allow volume expansion: if the new version's "
-                        "migrations need "
-                        "more room, the volume cannot grow in place.",
-                        "Set `allowVolumeExpansion: true` on the StorageClass (or move to one that "
-                        "has it) before "
-                        "upgrading.",
-                    )
-                )
+            evidence["clickhouse"] = {"pvcs": storage.pvc_names, "storage_class": storage.class_name}
+        pg_claim = cluster.get("persistentvolumeclaims", f"data-{cluster.name('postgres')}-0")
+        if pg_claim is not None and cluster.get("statefulsets", cluster.name("postgres")) is not None:
+            pg_class = (pg_claim.get("spec") or {}).get("storageClassName")
+            _expansion(cluster, "PostgreSQL", pg_class, [name_of(pg_claim)], parts, findings)
+            evidence["postgres"] = {"pvc": name_of(pg_claim), "storage_class": pg_class}
     if ctx.clients.has("clickhouse"):
-        disks = disk_usage_by_replica(ctx.clients.clickhouse, PROBE_TAG)
         read_any = True
+        disks = disk_usage_by_replica(ctx.clients.clickhouse, PROBE_TAG)
         evidence["disks"] = [d.__dict__ for d in disks[:10]]
         if disks:
             top = disks[0]
-            parts.append(
-                f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full (warn {pct(warn_r)}, "
-                f"fail {pct(fail_r)})"
+            where = f"ClickHouse disk '{top.disk}' on {top.host}"
+            finding = _headroom(
+                where, top.used_ratio, ch_grows, ctx.params["disk_warn_ratio"], ctx.params["disk_fail_ratio"]
             )
-            if top.used_ratio >= fail_r or (top.used_ratio >= warn_r and expandable is False):
-                findings.append(
-                    Finding(
-                        "disk.headroom",
-                        Level.BLOCKING,
-                        f"ClickHouse disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full "
-                        "(fail at "
-                        f"{pct(fail_r)}{', and its volume cannot grow' if expandable is False else ''}): "
-                        "migrations that rewrite parts need free space as large as the parts they rewrite.",
-                        "Free or add space first: grow the PVC, shorten the shortlived TTL, or drop "
-                        "old partitions.",
-                    )
-                )
-            elif top.used_ratio >= warn_r:
-                findings.append(
-                    Finding(
-                        "disk.headroom",
-                        Level.WARNING,
-                        f"ClickHouse disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full (warn at "
-                        f"{pct(warn_r)}).",
-                        "Grow the volume before upgrading, so migrations have room.",
-                    )
-                )
+            parts.append(f"{where} is {pct(top.used_ratio)} full")
+            findings += finding
         else:
             parts.append("no local ClickHouse disk (object storage only)")
+    if ctx.clients.has("postgres") and ctx.clients.has("kubernetes"):
+        ev = postgres_disk(
+            ctx.clients,
+            {"warn_ratio": ctx.params["pg_disk_warn_ratio"], "fail_ratio": ctx.params["pg_disk_fail_ratio"]},
+        )
+        volume = ev.observed.get("volume")
+        if volume and volume.get("capacity_bytes"):  # bundled PostgreSQL: its PVC is the limit
+            ratio = ev.observed["used_bytes"] / volume["capacity_bytes"]
+            where = f"PostgreSQL PVC {volume['name']}"
+            parts.append(f"{where} is {pct(ratio)} full")
+            findings += _headroom(
+                where, ratio, None, ctx.params["pg_disk_warn_ratio"], ctx.params["pg_disk_fail_ratio"]
+            )
     if not read_any:
         raise LsreadyError("neither kubernetes nor clickhouse is configured, so no disk can be seen")
     return Outcome("; ".join(parts) + ".", tuple(findings), evidence)
+
+
+def _expansion(
+    cluster: Cluster,
+    store: str,
+    class_name: str | None,
+    pvcs: list[str],
+    parts: list[str],
+    findings: list[Finding],
+) -> bool:
+    """Whether the volumes' StorageClass allows expansion; a warning when it does not."""
+    sc = cluster.get("storageclasses", class_name) if class_name else None
+    grows = bool((sc or {}).get("allowVolumeExpansion"))
+    allows = "allows" if grows else "does not allow"
+    parts.append(f"{store} volumes use StorageClass {class_name or 'default'}, which {allows} expansion")
+    if not grows:
+        findings.append(
+            Finding(
+                f"disk.expansion_{'postgres' if store == 'PostgreSQL' else store.lower()}",
+                Level.WARNING,
+                f"StorageClass {class_name or '(default)'} of {', '.join(pvcs)} does not allow volume "
+                f"expansion: if the new version's {store} migrations need more room, the volume cannot grow "
+                "in place.",
+                "Set `allowVolumeExpansion: true` on the StorageClass (or move to one that has it) before "
+                "upgrading.",
+            )
+        )
+    return grows
+
+
+def _headroom(where: str, ratio: float, grows: bool | None, warn: Any, fail: Any) -> list[Finding]:
+    """Past fail, or past warn on a volume that cannot grow, blocks; past warn alone warns."""
+    warn_r, fail_r = float(warn), float(fail)
+    limits = f"warn at {pct(warn_r)}, fail at {pct(fail_r)}"
+    if ratio >= fail_r or (ratio >= warn_r and grows is False):
+        why = "" if ratio >= fail_r else ", and its volume cannot grow"
+        return [
+            Finding(
+                "disk.headroom",
+                Level.BLOCKING,
+                f"{where} is {pct(ratio)} full ({limits}{why}): migrations that rewrite data need free space "
+                "as large as what they rewrite.",
+                "Free or add space first: grow the volume, shorten the shortlived TTL, or drop old "
+                "partitions.",
+            )
+        ]
+    if ratio >= warn_r:
+        return [
+            Finding(
+                "disk.headroom",
+                Level.WARNING,
+                f"{where} is {pct(ratio)} full ({limits}).",
+                "Grow the volume before upgrading, so migrations have room.",
+            )
+        ]
+    return []
 
 
 # --- What the new values change ----------------------------------------------------------------
