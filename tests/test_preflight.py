@@ -368,6 +368,15 @@ def test_mixed_image_tags_warn(tmp_path: Path) -> None:
     assert "versions.mixed" in ids(run(None, objects, tmp_path), Level.WARNING)
 
 
+def test_objects_labelled_with_two_chart_versions_warn(tmp_path: Path) -> None:
+    objects = production()
+    first = objects["deployments"][0]
+    first["metadata"]["labels"] = {**first["metadata"]["labels"], "helm.sh/chart": "langsmith-0.16.9"}
+    result = run(None, objects, tmp_path)
+    assert "versions.mixed_chart" in ids(result, Level.WARNING) and "0.16.9" in str(result.to_dict())
+    assert "versions.mixed_chart" not in ids(run(None, production(), tmp_path))
+
+
 @pytest.mark.parametrize(
     ("to", "found", "level"),
     [("0.16.2", "versions.downgrade", Level.BLOCKING), ("0.17.0", "versions.same", Level.NOTE)],
@@ -447,6 +456,16 @@ def test_api_info_version_is_read_when_langsmith_answers(tmp_path: Path) -> None
         assert "/api/info version 0.12.0" in step(result, "versions").summary
     finally:
         server.shutdown()
+
+
+def test_unreachable_api_info_is_said_and_the_cluster_still_tells_the_version(
+    tmp_path: Path, unused_port: int
+) -> None:
+    snapshot = write_snapshot(production(), tmp_path / "k8s")
+    target = _target(None, snapshot) | {"langsmith": {"base_url": f"http://127.0.0.1:{unused_port}"}}
+    versions = step(preflight(make_config({"t": target}), "t"), "versions")
+    assert versions.status is Status.PASS and "/api/info not read" in versions.summary
+    assert "LangSmith 0.12.0" in versions.summary
 
 
 def test_snapshot_alone_cannot_tell_and_says_what_was_not_read(tmp_path: Path) -> None:
