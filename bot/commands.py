@@ -62,6 +62,8 @@ class Help:
 
 
 Command = Triage | Check | Status | Ack | Digest | Preflight | Help
+# A command whose access rule is another's: the preflight only reads, like a check.
+ACCESS = {"preflight": "check"}
 
 # Usage line and one-line description per subcommand, in the order help shows them.
 USAGE: dict[str, tuple[str, str]] = {
@@ -74,11 +76,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "help": ("help", "this list"),
 }
 
-# A command whose access rule is another's: the preflight only reads, like a check.
-ACCESS = {"preflight": "check"}
-
 _EXPIRY = re.compile(r"\s+for\s+(\d+\s*[a-z]*)\s*$", re.I)
-_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?$")
 _SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
 
 
@@ -120,12 +118,12 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
         return Help()
     if head == "ack":
         return _ack(clean(text).split(None, 1)[1] if args else "", targets)
+    if head == "preflight":
+        return _preflight(args, targets)
     if head == "triage":
         return _triage(args, targets, runbooks)
     if head == "check":
         return _check(args, targets)
-    if head == "preflight":
-        return _preflight(args, targets)
     if len(args) > 1:
         raise UsageError(f"`{head}` takes at most a target: `{USAGE[head][0]}`.")
     target = (_name(args[0], targets) or args[0]) if args else None
@@ -175,6 +173,9 @@ def _check(args: list[str], targets: Collection[str]) -> Check:
     selector = args[0] if args else None
     target = (_name(args[1], targets) or args[1]) if len(args) == 2 else None
     return Check(selector, target)
+
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?$")
 
 
 def _preflight(args: list[str], targets: Collection[str]) -> Preflight:
