@@ -68,6 +68,7 @@ SERVICES = {
     "ace-backend": "aceBackend",
 }
 DATASTORES = ("clickhouse", "postgres", "redis")
+NAMES = {"clickhouse": "ClickHouse", "postgres": "PostgreSQL", "redis": "Redis"}
 TIERS = ("shortlived", "longlived")
 
 # The chart's defaults for the judged keys (charts/langsmith/values.yaml, chart 0.17).
@@ -237,7 +238,7 @@ def datastore_findings(current: Settings, new: Settings, facts: Facts) -> list[F
                     f"values.{store}_bundled",
                     Level.WARNING,
                     f"`{key}` becomes false{_why_default(new, key)}: the chart creates a new, empty bundled "
-                    f"{store} StatefulSet and LangSmith stops using the external one and its data.",
+                    f"{NAMES[store]} StatefulSet and LangSmith stops using the external one and its data.",
                     f"Keep `{key}: true` and its connection settings in the new values.",
                 )
             )
@@ -254,7 +255,7 @@ def _external_finding(store: str, key: str, to: str, data: StoreData, new: Setti
         held = f"{where} has no bound PVC"
     text = (
         f"`{key}` becomes {to}{_why_default(new, key)} while {held}: the chart deletes the chart-managed "
-        f"workload on upgrade, and LangSmith starts on the external {store} without that data."
+        f"workload on upgrade, and LangSmith starts on the external {NAMES[store]} without that data."
     )
     if store == "redis":
         # Redis holds only the write path's buffer: what is lost is what has not reached ClickHouse yet.
@@ -274,8 +275,8 @@ def _external_finding(store: str, key: str, to: str, data: StoreData, new: Setti
         f"values.{store}_external",
         level,
         text,
-        f"Copy the data into the external {store} first ({move}) and verify it there; keep the PVCs until "
-        f"then (the chart may delete or orphan them). Or leave `{key}` as it is for this upgrade.",
+        f"Copy the data into the external {NAMES[store]} first ({move}) and verify it there; keep the "
+        f"PVCs until then (the chart may delete or orphan them). Or leave `{key}` as it is for this upgrade.",
     )
 
 
