@@ -102,8 +102,7 @@ def running_versions(ctx: Context) -> Outcome:
                     Level.WARNING,
                     f"Deployments run different image tags ({by_tag}): an earlier rollout has not finished.",
                     f"Find the Deployment that lags (`kubectl -n {ctx.namespace} rollout status "
-                    "deploy/<name>`) "
-                    "and let it finish before upgrading again.",
+                    "deploy/<name>`) and let it finish before upgrading again.",
                 )
             )
         if len(v.charts) > 1:
@@ -221,18 +220,22 @@ def postgres_schema(ctx: Context) -> Outcome:
 
 
 _JOB_ACTIONS = {
-    "backend-migrations": "Read `kubectl -n {ns} logs job/{job}`, fix the cause, then let `helm "
-    "upgrade` run the "
-    "migrations again; do not skip them.",
-    "backend-ch-migrations": "Read `kubectl -n {ns} logs job/{job}`; if schema_migrations is dirty, "
-    "fix the cause "
-    "and `migrate ... force <version>`, then let `helm upgrade` run the Job again.",
-    "backend-backfill-check": "Let the unfinished backfills complete (the Job's log names them): the "
-    "pre-upgrade "
-    "hook fails every upgrade until they do.",
-    "e2e-test": "Read `kubectl -n {ns} logs job/{job}`: the install was not healthy after its last "
-    "upgrade; fix "
-    "that before layering another upgrade on it.",
+    "backend-migrations": (
+        "Read `kubectl -n {ns} logs job/{job}`, fix the cause, then let `helm upgrade` run the migrations "
+        "again; do not skip them."
+    ),
+    "backend-ch-migrations": (
+        "Read `kubectl -n {ns} logs job/{job}`; if schema_migrations is dirty, fix the cause and "
+        "`migrate ... force <version>`, then let `helm upgrade` run the Job again."
+    ),
+    "backend-backfill-check": (
+        "Let the unfinished backfills complete (the Job's log names them): the pre-upgrade hook fails "
+        "every upgrade until they do."
+    ),
+    "e2e-test": (
+        "Read `kubectl -n {ns} logs job/{job}`: the install was not healthy after its last upgrade; fix "
+        "that before layering another upgrade on it."
+    ),
 }
 
 
@@ -293,8 +296,8 @@ def clickhouse_work(ctx: Context) -> Outcome:
                 "clickhouse.stuck_mutation",
                 Level.BLOCKING,
                 f"Mutation {m.mutation_id} on {pp.database}.{m.table} is unfinished after "
-                f"{human_duration(m.age_s)} with {m.parts_to_do} parts to do (stuck after {minutes:g} "
-                f"min){why}.",
+                f"{human_duration(m.age_s)} with {m.parts_to_do} parts to do (stuck after "
+                f"{minutes:g} min){why}.",
                 f"Find why in `system.mutations` (latest_fail_reason), fix it, or `KILL MUTATION WHERE "
                 f"mutation_id = '{m.mutation_id}'`: the upgrade's migrations ALTER these tables and "
                 "wait behind it.",
@@ -339,11 +342,10 @@ def queues(ctx: Context) -> Outcome:
                 Level.BLOCKING,
                 f"Redis queue {oldest.label}'s oldest job has waited {human_duration(age)}; with "
                 f"{human_duration(window)} of worker restarts it passes REDIS_RUNS_EXPIRY_SECONDS "
-                f"({expiry:g}, "
-                f"{where}) and its runs are dropped.",
-                "Drain the queues before upgrading (scale the workers, `lsready triage --runbook "
-                "queue-depth`) "
-                f"until the oldest job is younger than {human_duration(max(0.0, expiry - window))}.",
+                f"({expiry:g}, {where}) and its runs are dropped.",
+                "Drain the queues before upgrading (scale the workers; `lsready triage --runbook "
+                "queue-depth` shows the drain) until the oldest job is younger than "
+                f"{human_duration(max(0.0, expiry - window))}.",
             )
         )
     busiest = max(depths, key=lambda q: q.waiting, default=None)
