@@ -35,7 +35,7 @@ from runbooks.demo.cluster import (
     write_snapshot,
 )
 from runbooks.demo.schema import build_clickhouse, push_saq_jobs
-from runbooks.preflight import Level, PreflightResult, Verdict, preflight
+from runbooks.preflight import STEPS, Level, PreflightResult, Verdict, preflight
 from runbooks.preflight.values import SERVICES
 
 # The host's disk fill is not the subject of these tests: only the disk tests set real limits.
@@ -489,6 +489,25 @@ def test_unreachable_backends_are_unknown_within_the_deadline(tmp_path: Path, bl
     assert step(result, "queues").status is Status.UNKNOWN and result.verdict is Verdict.INCONCLUSIVE
 
 
+def test_on_step_gets_every_step_in_order_and_a_failing_callback_does_not_stop_it(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def on_step(s: Any) -> None:
+        seen.append(s.step_id)
+        if s.step_id == "notes":
+            raise RuntimeError("a Slack update failed")
+
+    snapshot = write_snapshot(production(), tmp_path / "k8s")
+    result = preflight(make_config({"t": _target(None, snapshot)}), "t", on_step=on_step)
+    assert seen == [s.step_id for s in result.steps] == [s.id for s in STEPS]
+
+
+def test_credentials_of_an_unreachable_store_never_reach_the_output(tmp_path: Path, unused_port: int) -> None:
+    target = {"redis": {"url": f"redis://:hunter2-secret@127.0.0.1:{unused_port}/0"}}
+    out = json.dumps(preflight(make_config({"t": target}), "t").to_dict())
+    assert "hunter2-secret" not in out and "queues" in out
+
+
 # --- CLI -----------------------------------------------------------------------------------------
 
 
@@ -547,3 +566,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     out = _cli(tmp_path, {"kubernetes": {"snapshot_dir": str(tmp_path)}}, *argv)
     assert out.exit_code == 2 and says in out.output and "Traceback" not in out.output
     assert len(out.output.strip().splitlines()) == 1
+
+
+def test_cli_falls_back_to_the_configured_values_and_an_explicit_file_wins(tmp_path: Path) -> None:
+    risky = harmless_values()
+    risky["clickhouse"]["external"] = {"enabled": True}
+    (tmp_path / "configured.yaml").write_text(yaml.safe_dump(risky))
+    (tmp_path / "given.yaml").write_text(yaml.safe_dump(harmless_values()))
+    snapshot = write_snapshot(bundled_clickhouse(), tmp_path / "k8s")
+    target = _target(None, snapshot) | {"preflight": {"values": str(tmp_path / "configured.yaml")}}
+    configured = json.loads(_cli(tmp_path, target, "--format", "json").output)
+    assert configured["values_file"].endswith("configured.yaml") and configured["verdict"] == "not_ready"
+    given = json.loads(
+        _cli(tmp_path, target, "--format", "json", "--values", str(tmp_path / "given.yaml")).output
+    )
+    assert given["values_file"].endswith("given.yaml") and given["blocking"] == []

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from checks.model import Status
 from checks.probes.release import chart_version, image_tag, job_state, parse_version
 from runbooks.demo.cluster import hook_job
-from runbooks.preflight.model import Level
+from runbooks.preflight.model import Finding, Level, PreflightStep, Verdict, step_status, verdict
 from runbooks.preflight.notes import Note, NotesError, load_notes, notes_for
 from runbooks.preflight.steps import _backup_problem
 from runbooks.preflight.values import (
@@ -266,3 +268,34 @@ def test_backup_facts_are_graded(
         assert problem is None
     else:
         assert got_level is level and says in problem
+
+
+# --- Verdict -------------------------------------------------------------------------------------
+
+
+def _step(status: Status, *levels: Level) -> PreflightStep:
+    findings = tuple(Finding(f"x.{n}", level, "t") for n, level in enumerate(levels))
+    return PreflightStep("s", "S", status, "", findings, {}, datetime.now(UTC), 0.0)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ((_step(Status.PASS), _step(Status.PASS, Level.NOTE)), Verdict.READY),
+        ((_step(Status.WARN, Level.WARNING), _step(Status.PASS)), Verdict.READY_WITH_WARNINGS),
+        ((_step(Status.WARN, Level.WARNING), _step(Status.UNKNOWN)), Verdict.INCONCLUSIVE),
+        ((_step(Status.FAIL, Level.BLOCKING), _step(Status.UNKNOWN)), Verdict.NOT_READY),
+    ],
+    ids=["notes-only", "warning", "unknown-beats-warning", "blocking-beats-unknown"],
+)
+def test_verdict_blocking_beats_not_knowing_which_beats_warnings(
+    steps: tuple[Any, ...], expected: Verdict
+) -> None:
+    assert verdict(steps) is expected
+
+
+def test_step_status_follows_its_worst_finding() -> None:
+    assert step_status(()) is Status.PASS
+    assert step_status((Finding("a", Level.NOTE, "t"),)) is Status.PASS
+    assert step_status((Finding("a", Level.NOTE, "t"), Finding("b", Level.WARNING, "t"))) is Status.WARN
+    assert step_status((Finding("a", Level.BLOCKING, "t"), Finding("b", Level.WARNING, "t"))) is Status.FAIL

@@ -87,3 +87,12 @@ def test_preflight_command_text_is_parsed(text: str, expected: Preflight) -> Non
 def test_preflight_with_two_targets_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="not a chart version"):
         parse("preflight prod staging", targets=["prod", "staging"])
+
+
+def test_a_configured_values_file_that_is_missing_is_said_before_anything_is_posted(tmp_path: Path) -> None:
+    target = {"preflight": {"values": str(tmp_path / "gone.yaml")}}
+    with BotHarness(make_config({"prod": target}), tmp_path / "lsready.db") as harness:
+        harness.command("preflight")
+        reply = harness.fake.wait_for("respond")[0]
+        assert reply["response_type"] == "ephemeral" and "gone.yaml does not exist" in reply["text"]
+        assert harness.fake.posted == []

@@ -18,7 +18,7 @@ from bot.render.slack_preflight import (
     render_preflight_result,
     render_preflight_stopped,
 )
-from runbooks.preflight import preflight
+from runbooks.preflight import configured_values, preflight
 
 if TYPE_CHECKING:
     from bot.app import Services
@@ -30,6 +30,9 @@ def handle(
     """Start the preflight of the target on the slow pool; the checklist is posted in the channel."""
     name = services.readiness.target_name(cmd.target)
     guard(services, commands.ACCESS["preflight"], caller, name)
+    configured_values(
+        services.config.target(name)[1]
+    )  # a missing or broken values file: said before any post
     work = partial(live_preflight, services, client, caller, name, cmd.to, caller.thread_ts)
     start(services, Request("preflight", name, cmd.to or ""), caller, work, client=client, respond=respond)
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from checks.clients import Clients
-from checks.config import Config
+from checks.config import Config, TargetConfig
 from checks.engine import catalog_for
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
@@ -111,9 +111,9 @@ def preflight(
     """
     name, target_cfg = config.target(target)
     configured = target_cfg.preflight
-    if new_values is None and configured is not None and configured.values:
+    if configured is not None and new_values is None and configured.values:
         new_values, values_name = load_values(configured.values), configured.values
-    if current_values is None and configured is not None and configured.current_values:
+    if configured is not None and current_values is None and configured.current_values:
         current_values = load_values(configured.current_values)
     catalog = catalog_for(config)
     params = resolve(catalog)
@@ -222,6 +222,18 @@ def load_values(path: str) -> dict[str, Any]:
             f"values file {path} must be a YAML mapping (like values.yaml), not a {type(data).__name__}"
         )
     return data
+
+
+def configured_values(
+    target: TargetConfig,
+) -> tuple[dict[str, Any] | None, str | None, dict[str, Any] | None]:
+    """(new values, their file, current values) from the target's `preflight:` section, read now."""
+    cfg = target.preflight
+    if cfg is None:
+        return None, None, None
+    new = load_values(cfg.values) if cfg.values else None
+    current = load_values(cfg.current_values) if cfg.current_values else None
+    return new, cfg.values, current
 
 
 def check_version(text: str) -> str:
