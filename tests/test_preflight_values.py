@@ -72,6 +72,13 @@ def test_disabling_clickhouse_is_the_same_deletion() -> None:
     assert "12.0 GiB in x" in got["values.clickhouse_external"].text
 
 
+def test_external_switch_with_the_cluster_unread_warns_and_says_the_volumes_are_not_known() -> None:
+    got = found(running(), {"clickhouse": {"external": {"enabled": True}}})
+    f = got["values.clickhouse_external"]
+    assert f.level is Level.WARNING and "could not be read" in f.text
+    assert "data-langsmith-clickhouse-0" in f.action
+
+
 def test_external_switch_without_a_bound_pvc_warns() -> None:
     got = found(
         running(), {"clickhouse": {"external": {"enabled": True}}}, Facts(stores={"clickhouse": UNBOUND})

@@ -228,10 +228,23 @@ def datastore_findings(current: Settings, new: Settings, facts: Facts) -> list[F
     for store in DATASTORES:
         key = f"{store}.external.enabled"
         data = facts.stores.get(store)
-        if _switched_external(current, new, store) and data is not None:
+        if _switched_external(current, new, store):
             changed = key if new.get(key) else "clickhouse.enabled"
             to = "true" if new.get(key) else "false"
-            findings.append(_external_finding(store, changed, to, data, new))
+            if data is not None:
+                findings.append(_external_finding(store, changed, to, data, new))
+            else:  # compared with a values file, the cluster not read: the volumes are not known
+                findings.append(
+                    Finding(
+                        f"values.{store}_external",
+                        Level.WARNING,
+                        f"`{changed}` becomes {to}{_why_default(new, changed)}: the chart deletes the "
+                        f"chart-managed {NAMES[store]} workload on upgrade; its volumes could not be read, "
+                        "so whether they hold data is not known.",
+                        f"Check `kubectl get pvc data-{facts.fullname}-{store}-0`; if it holds data, copy it "
+                        f"into the external {NAMES[store]} before upgrading.",
+                    )
+                )
         elif current.known(key) and current.get(key) and not new.get(key):
             findings.append(
                 Finding(
