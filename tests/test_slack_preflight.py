@@ -96,3 +96,35 @@ def test_a_configured_values_file_that_is_missing_is_said_before_anything_is_pos
         reply = harness.fake.wait_for("respond")[0]
         assert reply["response_type"] == "ephemeral" and "gone.yaml does not exist" in reply["text"]
         assert harness.fake.posted == []
+
+
+def test_a_preflight_with_many_long_findings_still_fits_slack_limits() -> None:
+    from datetime import UTC, datetime
+
+    from bot.render.limits import problems
+    from bot.render.slack_preflight import render_preflight_result
+    from checks.model import Status
+    from checks.secrets import Redactor
+    from runbooks.preflight.model import Finding, Level, PreflightResult, PreflightStep, Verdict
+
+    long = "x" * 700
+    steps = tuple(
+        PreflightStep(
+            s.id,
+            s.title,
+            Status.FAIL,
+            long,
+            tuple(
+                Finding(f"{s.id}.{n}", level, long, long) for n, level in enumerate(Level) for _ in range(5)
+            ),
+            {},
+            datetime.now(UTC),
+            0.1,
+        )
+        for s in STEPS
+    )
+    result = PreflightResult("prod", Verdict.NOT_READY, steps, datetime.now(UTC), 1.0, "0.17.2", "v.yaml")
+    message = render_preflight_result(result, Redactor(), snapshot="k")
+    payload = message.chat_args()
+    assert problems({k: payload[k] for k in ("text", "blocks") if k in payload}, "message") == []
+    assert "Blocking" in json.dumps(payload["blocks"]) and "Show evidence" in json.dumps(payload["blocks"])
