@@ -399,6 +399,36 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 
 
+# Preflight exit codes: 0 ready (warnings included), 1 not ready, 3 could not tell.
+PREFLIGHT_EXIT = {"ready": 0, "ready_with_warnings": 0, "not_ready": 1, "inconclusive": 3}
+
+
+@cli.command("preflight")
+@click.option("--target", metavar="NAME", help="Configured target (default: default_target).")
+@click.option("--values", "values_file", metavar="FILE", help="The values file the upgrade will use (-f).")
+@click.option("--current-values", metavar="FILE",
+              help="`helm get values` output to compare with (default: the deployed objects).")  # fmt: skip
+@click.option("--to", "to_version", metavar="CHART_VERSION", help="The chart version to upgrade to.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def preflight_cmd(ctx: click.Context, target: str | None, values_file: str | None, current_values: str | None,
+                  to_version: str | None, fmt: str) -> None:  # fmt: skip
+    """Before `helm upgrade`, read-only: exit 0 ready, 1 not ready, 3 could not tell."""
+    from bot.render.preflight import render_preflight
+    from runbooks.preflight import check_version, load_values, preflight
+
+    config = _config(ctx)
+    result = preflight(
+        config, target, to_version=check_version(to_version) if to_version else None,
+        new_values=load_values(values_file) if values_file else None, values_name=values_file,
+        current_values=load_values(current_values) if current_values else None,
+    )  # fmt: skip
+    if _has_store(config):
+        _readiness(ctx).audit.record(_actor(), "preflight", target=result.target, detail=result.verdict.value)
+    click.echo(render_preflight(result, fmt), nl=False)
+    ctx.exit(PREFLIGHT_EXIT[result.verdict.value])
+
+
 @cli.command("snapshot-commands")
 @click.option("--namespace", default="langsmith", show_default=True)
 @click.option("--dir", "directory", default="lsready-snapshot", show_default=True)

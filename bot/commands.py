@@ -49,13 +49,22 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class Preflight:
+    target: str | None = None
+    to: str | None = None  # the chart version to upgrade to
+    action = "preflight"
+
+
+@dataclass(frozen=True)
 class Help:
     problem: str | None = None
     suggestion: str | None = None
     action = "help"
 
 
-Command = Triage | Check | Status | Ack | Digest | Help
+Command = Triage | Check | Status | Ack | Digest | Preflight | Help
+# A command whose access rule is another's: the preflight only reads, like a check.
+ACCESS = {"preflight": "check"}
 
 # Usage line and one-line description per subcommand, in the order help shows them.
 USAGE: dict[str, tuple[str, str]] = {
@@ -64,6 +73,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "status": ("status [target] [me]", "score buckets and failing required items (`me`: only to you)"),
     "ack": ("ack <item-id> [note] [for 30d]", "acknowledge a manual checklist item"),
     "digest": ("digest [target]", "preview the weekly readiness digest"),
+    "preflight": ("preflight [target] [chart-version]", "is a helm upgrade safe? live, step by step"),
     "help": ("help", "this list"),
 }
 
@@ -117,6 +127,8 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
         return Help()
     if head == "ack":
         return _ack(clean(text).split(None, 1)[1] if args else "", targets)
+    if head == "preflight":
+        return _preflight(args, targets)
     if head == "triage":
         return _triage(args, targets, runbooks)
     if head == "check":
@@ -173,6 +185,24 @@ def _check(args: list[str], targets: Collection[str]) -> Check:
     selector = args[0] if args else None
     target = (_name(args[1], targets) or args[1]) if len(args) == 2 else None
     return Check(selector, target)
+
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?$")
+
+
+def _preflight(args: list[str], targets: Collection[str]) -> Preflight:
+    if len(args) > 2:
+        raise UsageError(f"`preflight` takes a target and a chart version: `{USAGE['preflight'][0]}`.")
+    target = to = None
+    for arg in args:
+        version = arg.removeprefix("langsmith-").removeprefix("v")
+        if to is None and _VERSION.match(version) and not _name(arg, targets):
+            to = version
+        elif target is None:
+            target = _name(arg, targets) or arg
+        else:
+            raise UsageError(f"'{arg}' is not a chart version like 0.17.2: `{USAGE['preflight'][0]}`.")
+    return Preflight(target, to)
 
 
 def _ack(rest: str, targets: Collection[str]) -> Ack:

@@ -59,6 +59,7 @@ READ_KINDS: tuple[KindInfo, ...] = (
     KindInfo("persistentvolumeclaims", "", "v1", "namespaced"),
     KindInfo("deployments", "apps", "v1", "namespaced"),
     KindInfo("statefulsets", "apps", "v1", "namespaced"),
+    KindInfo("jobs", "batch", "v1", "namespaced"),
     KindInfo("horizontalpodautoscalers", "autoscaling", "v2", "namespaced"),
     KindInfo("storageclasses", "storage.k8s.io", "v1", "cluster"),
     KindInfo("csidrivers", "storage.k8s.io", "v1", "cluster"),

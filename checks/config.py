@@ -110,6 +110,11 @@ class LangSmithConfig(_Strict):
         return _check_url(v, ("http", "https"), "LangSmith")
 
 
+class PreflightConfig(_Strict):
+    values: str | None = None  # the values file the next `helm upgrade -f` will use
+    current_values: str | None = None  # `helm get values` output; unset: read the deployed objects
+
+
 class TargetConfig(_Strict):
     redis: RedisConfig | None = None
     postgres: PostgresConfig | None = None
@@ -117,6 +122,7 @@ class TargetConfig(_Strict):
     kubernetes: KubernetesConfig | None = None
     blob: BlobConfig | None = None
     langsmith: LangSmithConfig | None = None
+    preflight: PreflightConfig | None = None
 
 
 class Timeouts(_Strict):

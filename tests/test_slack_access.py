@@ -41,9 +41,9 @@ def test_help_hides_commands_the_user_may_not_run(bot):
     bot.command("help", user=STRANGER, channel=OTHER_CHANNEL)
     text = json.dumps(bot.fake.wait_for("respond")[0]["blocks"])
     assert "/langsmith status" in text and "/langsmith digest" in text
-    for hidden in ("/langsmith triage", "/langsmith check", "/langsmith ack"):
-        assert hidden not in text
-    assert "3 more commands need access you do not have" in text
+    for hidden in ("/langsmith triage", "/langsmith check", "/langsmith ack", "/langsmith preflight"):
+        assert hidden not in text  # preflight follows the check rule
+    assert "4 more commands need access you do not have" in text
 
 
 def test_listed_user_may_run_the_restricted_command(bot):

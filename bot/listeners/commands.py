@@ -15,6 +15,7 @@ from bot import actions, commands
 from bot.listeners.common import Caller, SlackReply, allowed, audit, guard, post
 from bot.listeners.errors import ack_now, lazy
 from bot.listeners.live import run_triage, runbooks
+from bot.listeners.preflight import handle as _preflight
 from bot.listeners.work import Request, start
 from bot.render.limits import Message
 from bot.render.slack_ack import render_ack_confirmation
@@ -187,7 +188,13 @@ def preview_digest(services: Services, caller: Caller, name: str, respond: Respo
     audit(services, caller, "digest", name, "preview")
 
 
-SLOW = (commands.Triage, commands.Check, commands.Status, commands.Digest)  # handed to the slow pool
+SLOW = (
+    commands.Triage,
+    commands.Check,
+    commands.Status,
+    commands.Digest,
+    commands.Preflight,
+)  # handed to the slow pool
 HANDLERS: dict[type, Callable[..., None]] = {
     commands.Help: _help,
     commands.Triage: _triage,
@@ -195,4 +202,5 @@ HANDLERS: dict[type, Callable[..., None]] = {
     commands.Status: _status,
     commands.Ack: _ack,
     commands.Digest: _digest,
+    commands.Preflight: _preflight,
 }
