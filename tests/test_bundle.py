@@ -113,13 +113,11 @@ def test_bundle_holds_every_source_and_a_manifest_with_sha256_of_each_file(serve
             hashlib.sha256(files[f["path"]]).hexdigest() == f["sha256"]
             and len(files[f["path"]]) == f["bytes"]
         )
-    expected = (
-        "lsready/check.json lsready/triage.json lsready/config.json kubernetes/pods.json "
-        "kubernetes/events.json kubernetes/pod-states.json clickhouse/disks.json "
-        "clickhouse/parts_per_partition.json clickhouse/trace_counts_daily.json clickhouse/merges.json clickhouse/mutations.json "
-        "clickhouse/processes.json redis/info.json redis/queues.json redis/clients.json "
-        "postgres/version.json postgres/connections.json postgres/databases.json postgres/settings.json"
-    )
+    expected = """lsready/check.json lsready/triage.json lsready/config.json kubernetes/pods.json
+        kubernetes/events.json kubernetes/pod-states.json clickhouse/disks.json clickhouse/merges.json
+        clickhouse/parts_per_partition.json clickhouse/trace_counts_daily.json clickhouse/mutations.json
+        clickhouse/processes.json redis/info.json redis/queues.json redis/clients.json postgres/version.json
+        postgres/connections.json postgres/databases.json postgres/settings.json"""
     assert set(expected.split()) <= set(files), set(expected.split()) - set(files)
     assert {s: v["status"] for s, v in manifest["sources"].items()} == {
         "lsready": "ok", "kubernetes": "ok", "logs": "ok", "clickhouse": "ok", "redis": "ok", "postgres": "ok"
