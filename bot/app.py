@@ -17,7 +17,7 @@ from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.listeners import actions, commands, errors, events, views
+from bot.listeners import actions, bundle, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
 from bot.listeners.work import Pools
@@ -92,7 +92,7 @@ def build_app(settings: Settings, services: Services) -> App:
     # The modal's submission checks access before it acks: that lookup must give up well within 3 s.
     quick = WebClient(token=token, base_url=base_url, timeout=ACK_PATH_TIMEOUT_S, retry_handlers=[])
     services.access = Access(services.config.slack, quick)
-    for module in (errors, commands, actions, views, events):
+    for module in (errors, commands, actions, bundle, views, events):
         module.register(app, services)
     return app
 
