@@ -273,3 +273,42 @@ def test_parse_size_units():
     assert parse_size("50MB") == 50_000_000 and parse_size("500k") == 500_000 and parse_size("1GB") == 10**9
     with pytest.raises(Exception, match="too small"):
         parse_size("10")
+
+
+def test_without_the_bundle_role_logs_are_missing_with_the_grant_to_add(servers, tmp_path):
+    api, k8s = servers.live_section(cluster_objects(), logs=cluster_logs(), forbidden=frozenset({"pods/log"}))
+    config = make_config({"prod": {"kubernetes": k8s}}, timeouts=FAST)
+    bundle = build_bundle(config, "prod", _opts(), tmp_path / "b.tar.gz")
+    logs = bundle.manifest["sources"]["logs"]
+    assert logs["status"] == "partial" and "rbac.yaml" in logs["problems"][0]
+    assert len([r for r in api.requests if r.resource == "pods/log"]) == 1  # stops at the first refusal
+    assert not bundle.manifest["complete"] and "kubernetes/pods.json" in read_archive(bundle.path)
+
+
+def test_the_fake_answers_log_requests_as_the_api_does(servers):
+    import urllib.error
+    import urllib.request
+
+    from k8s_fake import TOKEN
+
+    api, _ = servers.live_section(cluster_objects(), logs=cluster_logs())
+
+    def get(path):
+        req = urllib.request.Request(api.url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())["message"]
+
+    base = "/api/v1/namespaces/langsmith/pods"
+    assert get(f"{base}/langsmith-queue-5c8-fghij/log?previous=true") == (
+        400,
+        'previous terminated container "queue" in pod "langsmith-queue-5c8-fghij" not found',
+    )
+    assert get(f"{base}/nope/log")[0] == 404
+    assert get(f"{base}/langsmith-queue-5c8-fghij/log?container=x")[0] == 400
+    status, text = get(
+        f"{base}/langsmith-backend-7f9-abcde/log?container=backend&tailLines=1&timestamps=true"
+    )
+    assert status == 200 and text.endswith(" backend started\n") and text[:4].isdigit()
