@@ -11,9 +11,15 @@ collection. A few end-to-end bundles plant real secrets on the real engines and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import string
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -27,6 +33,8 @@ from test_bundle import cluster_logs, cluster_objects, read_archive
 from checks.scrub import Scrubber
 from conftest import make_config
 from runbooks.bundle import BundleOptions, Collection, Part, build_bundle, collect_bundle, render
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKEN_CHARS = string.ascii_letters + string.digits + "-_.~+/="
 URL_PASSWORD_CHARS = string.ascii_letters + string.digits + "-_.~!*$@/"
@@ -118,6 +126,7 @@ SLOTS = {
     "REDIS": False,
     "PG": False,
     "CHPROC": False,
+    "CHLOG": False,
     "CHEXC": False,
     "CONFIG": True,
 }
@@ -160,25 +169,87 @@ def collected(tmp_path_factory, redis_url, postgres_url, clickhouse_base) -> Col
         rc.close()
         pg.close()
         servers.close()
-    # ClickHouse query text: the rows system.processes and system.query_log give for a query whose
-    # text and exception carry the marker (the embedded engine runs one query at a time and keeps no
-    # query_log, so these rows are the collector's columns filled as a server fills them).
-    coll.sources["clickhouse"].add(
-        "clickhouse/processes.json",
-        [{"host": "ch-0", "elapsed": 12.5, "query_kind": "fetch_runs", "query_normalized": marker("CHPROC")}],
-    )
-    coll.sources["clickhouse"].add(
-        "clickhouse/query_exceptions.json",
-        [
-            {
-                "host": "ch-0",
-                "exception_code": 6,
-                "query_kind": "fetch_runs",
-                "exception": f"Cannot parse string '{marker('CHEXC')}' as UInt64",
-            }
-        ],
-    )
+    for name, rows in clickhouse_query_text(tmp_path_factory.mktemp("chq")).items():
+        coll.sources["clickhouse"].add(f"clickhouse/{name}.json", rows)
     return coll
+
+
+# -- ClickHouse query text, planted on an engine with query_log (a process of its own) ------------
+
+CH_CONFIG = """<clickhouse><query_log><database>system</database><table>query_log</table>
+  <flush_interval_milliseconds>100</flush_interval_milliseconds></query_log></clickhouse>"""
+UNSHAPED = "Qm7vN2xR9kL4pT8w"  # a literal with no name and no shape: only normalization keeps it out
+
+
+def _clickhouse_phase(data: str) -> None:
+    """In a subprocess: plant markers in query text (running, logged, failed); print what a bundle reads."""
+    import threading
+    import time
+
+    import chdb
+    import clickhouse_connect
+
+    from checks.clients import ClickHouseSession
+    from checks.collect import run_support_queries
+    from checks.config import ClickHouseConfig
+    from runbooks.demo.schema import build_clickhouse
+
+    engine = chdb.connect(f"{data}?config-file={data}/config.xml")
+    admin = clickhouse_connect.get_client(dsn=f"chdb://{data}")
+    build_clickhouse(admin, "default", runs=50)
+    admin.query(f"-- {marker('CHLOG')}\nSELECT count() FROM default.runs WHERE name = '{UNSHAPED}'")
+    # It fails with the literal in its exception text, which query_log keeps.
+    with contextlib.suppress(Exception):
+        admin.query(f"-- fetch_runs\nSELECT toUInt64('{marker('CHEXC')}')")
+    admin.command("SYSTEM FLUSH LOGS")
+    running = clickhouse_connect.get_client(dsn=f"chdb://{data}")  # its own handle: runs beside the bundle
+    slow = (
+        f"-- {marker('CHPROC')}\nSELECT sleepEachRow(0.1), '{UNSHAPED}' FROM numbers(40) "
+        "SETTINGS max_block_size=1"
+    )
+    worker = threading.Thread(target=running.query, args=(slow,))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not admin.query(
+        "SELECT count() FROM system.processes WHERE query LIKE '%sleepEachRow%'"
+    ).result_rows[0][0]:
+        assert time.monotonic() < deadline, "the slow query never showed in system.processes"
+        time.sleep(0.02)
+    session = ClickHouseSession(ClickHouseConfig(url=f"chdb://{data}?database=default"), 5)
+    out: dict[str, Any] = {}
+    run_support_queries(session, 86400, out.__setitem__, lambda n, why: out.__setitem__(n, {"failed": why}))
+    worker.join()
+    print("RESULT " + json.dumps(out, default=str))
+    sys.stdout.flush()
+    del engine
+    os._exit(0)
+
+
+def clickhouse_query_text(data: Path) -> dict[str, Any]:
+    (data / "config.xml").write_text(CH_CONFIG)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
+        from test_bundle_redaction import _clickhouse_phase
+        _clickhouse_phase({str(data)!r})
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=data, capture_output=True, text=True, timeout=90, check=False
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, f"the ClickHouse phase failed: {proc.stderr[-3000:]}"
+    return json.loads(line[len("RESULT ") :])
+
+
+def test_clickhouse_query_text_is_read_from_processes_and_query_log_without_its_literals(collected):
+    parts = {p.path: p.data for p in collected.sources["clickhouse"].parts}
+    processes = json.dumps(parts["clickhouse/processes.json"])
+    assert marker("CHPROC") in processes and "sleepEachRow(?)" in processes  # the running query, normalized
+    assert marker("CHLOG") in json.dumps(parts["clickhouse/query_stats_hourly.json"])
+    assert marker("CHEXC") in json.dumps(parts["clickhouse/query_exceptions.json"])
+    assert UNSHAPED not in json.dumps(parts)
 
 
 def _has_marker(data: Any) -> bool:
