@@ -131,6 +131,12 @@ class Cluster:
 
     def events(self) -> list[dict[str, Any]]:
         """The namespace's events (core v1), uncached: a support bundle reads them once."""
+        directory = getattr(self._source, "directory", None)
+        if directory is not None and not (directory / "events.json").exists():
+            raise ClusterError(
+                f"snapshot {directory} has no events; add them with `kubectl get events -n {self.namespace} "
+                f"-o json > {directory}/events.json`"
+            )
         items, _ = self._source.list(EVENTS, self.namespace)
         return [i for i in items if _meta(i).get("namespace", self.namespace) == self.namespace]
 

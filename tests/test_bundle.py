@@ -243,7 +243,9 @@ def test_a_snapshot_target_bundles_the_snapshots_objects_and_says_logs_are_missi
     files = read_archive(bundle.path)
     assert json.loads(files["kubernetes/pods.json"])[0]["metadata"]["name"].startswith("langsmith-")
     assert bundle.manifest["sources"]["kubernetes"]["from"].startswith("snapshot ")
-    assert any("holds no container logs" in m for m in bundle.manifest["missing"])
+    missing = bundle.manifest["missing"]
+    assert any("holds no container logs" in m for m in missing)
+    assert any("kubectl get events -n langsmith -o json >" in m for m in missing)  # what to add, not where
 
 
 def test_cli_bundle_writes_a_zip_and_exits_0_when_complete(servers, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from bot.listeners.common import Caller, SnapshotGone, audit, guard
 from bot.listeners.errors import ack_now, lazy
 from bot.listeners.work import Request, start
 from bot.render.limits import BUNDLE_MAX_BYTES, FILE_MAX_BYTES
+from bot.render.slack_text import line, replies
 from runbooks.bundle import BundleOptions, build_bundle, default_name, summary_line
 
 if TYPE_CHECKING:
@@ -62,9 +63,7 @@ def register(app: App, services: Services) -> None:
         work = partial(prepare_bundle, services, client, caller, name, data.get("k"))
         start(services, Request("bundle", name), caller, work, client=client, respond=respond)
         respond(
-            text=f"Preparing a support bundle of {name}; it will be posted in this thread.",
-            response_type="ephemeral",
-            replace_original=False,
+            text=line(replies().preparing_bundle, name), response_type="ephemeral", replace_original=False
         )
 
     app.action(ids.pattern(ids.BUNDLE_PREPARE))(ack=ack_now, lazy=[lazy(services, prepare)])
