@@ -206,7 +206,7 @@ def _newest(text: str, limit: int) -> str:
 
 def _clickhouse(clients: Clients, opts: BundleOptions, src: Source) -> None:
     ch = clients.clickhouse
-    src.where = "ClickHouse " + (f"cluster {ch.cluster}, " if ch.cluster else "") + f"database {ch.database}"
+    src.where = f"ClickHouse {ch.cfg.url}" + (f" (cluster {ch.cluster})" if ch.cluster else "")
     src.doing = "running the support queries"
     collect.run_support_queries(
         ch, opts.since_s, lambda n, rows: src.add(f"clickhouse/{n}.json", rows), src.fail
@@ -214,7 +214,7 @@ def _clickhouse(clients: Clients, opts: BundleOptions, src: Source) -> None:
 
 
 def _redis(clients: Clients, opts: BundleOptions, src: Source) -> None:
-    src.where = "Redis"
+    src.where = f"Redis {clients.target.redis.url}"  # scrubbed with the rest of the manifest
     src.doing = "reading INFO, queues and clients"
     data = collect.redis_support(clients.redis)
     for key, value in data.items():
@@ -222,7 +222,7 @@ def _redis(clients: Clients, opts: BundleOptions, src: Source) -> None:
 
 
 def _postgres(clients: Clients, opts: BundleOptions, src: Source) -> None:
-    src.where = "PostgreSQL"
+    src.where = f"PostgreSQL {clients.target.postgres.url}"
     src.doing = "running the support queries"
     collect.postgres_support(clients.postgres, lambda n, rows: src.add(f"postgres/{n}.json", rows), src.fail)
 
@@ -397,7 +397,7 @@ def render(coll: Collection, scrubber: Scrubber) -> tuple[list[tuple[str, bytes]
         "trimmed_logs": trimmed,
         "redacted": dict(sorted(scrubber.counts.items())),
         "never_collected": [
-            "Secrets",
+            "Secrets (Helm release values live in one: not collected)",
             "Redis keys' contents",
             "run inputs, outputs and payload fields",
             "ClickHouse query literals (query text is normalized)",

@@ -123,6 +123,8 @@ def test_bundle_holds_every_source_and_a_manifest_with_sha256_of_each_file(serve
         "lsready": "ok", "kubernetes": "ok", "logs": "ok", "clickhouse": "ok", "redis": "ok", "postgres": "ok"
     }  # fmt: skip
     assert manifest["lsready_version"] and manifest["created_at"].startswith(str(NOW.year))
+    assert manifest["sources"]["redis"]["from"] == f"Redis {engines['redis']['url']}"
+    assert manifest["sources"]["kubernetes"]["from"].startswith("kubeconfig ")
     # query_log is not enabled on the embedded engine: said so, not counted as missing
     assert "not enabled" in json.loads(files["clickhouse/query_exceptions.json"])["note"]
     traces = json.loads(files["clickhouse/trace_counts_daily.json"])
