@@ -316,3 +316,40 @@ def test_the_fake_answers_log_requests_as_the_api_does(servers):
         f"{base}/langsmith-backend-7f9-abcde/log?container=backend&tailLines=1&timestamps=true"
     )
     assert status == 200 and text.endswith(" backend started\n") and text[:4].isdigit()
+
+
+def test_every_request_of_a_bundle_is_granted_by_the_read_only_roles_and_none_reads_secrets(
+    servers, tmp_path
+):
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    api, k8s = servers.live_section(cluster_objects(), logs=cluster_logs())
+    config = make_config({"prod": {"kubernetes": k8s}}, timeouts=FAST)
+    bundle = build_bundle(config, "prod", _opts(), tmp_path / "b.tar.gz")
+    assert bundle.manifest["complete"], bundle.manifest["missing"]
+    docs = [
+        d
+        for name in ("rbac.yaml", "rbac-bundle.yaml")
+        for d in yaml.safe_load_all((root / "deploy" / name).read_text())
+    ]
+    roles = {
+        (d["kind"], d["metadata"]["name"]): d["rules"] for d in docs if d["kind"] in ("ClusterRole", "Role")
+    }
+    bound = {  # namespace (None: cluster-wide) -> rules
+        (d["metadata"].get("namespace") if d["kind"] == "RoleBinding" else None, i): roles[
+            (d["roleRef"]["kind"], d["roleRef"]["name"])
+        ]
+        for i, d in enumerate(docs)
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding")
+    }
+
+    def allowed(r: Any) -> bool:
+        rules = [x for (ns, _), rs in bound.items() if ns in (None, r.namespace) for x in rs]
+        return any(
+            r.group in x["apiGroups"] and r.resource in x["resources"] and r.verb in x["verbs"] for x in rules
+        )
+
+    assert api.requests and all(allowed(r) for r in api.requests), [r for r in api.requests if not allowed(r)]
+    assert {r.resource for r in api.requests} >= {"events", "pods/log", "pods", "configmaps"}
+    assert "secrets" not in {r.resource for r in api.requests}
