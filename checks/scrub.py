@@ -20,7 +20,7 @@ from checks.secrets import MASK, Redactor
 # A key whose value is a secret: env var names, ConfigMap keys, JSON keys, `name=value` in text.
 _SECRET_WORDS = (
     r"(?:passw|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|access[_-]?key|credential"
-    r"|license[_-]?key|signing[_-]?key|encryption[_-]?key|cookie|session[_-]?key|salt|dsn)"
+    r"|license[_-]?key|signing[_-]?key|encryption[_-]?key|cookie|session[_-]?key|salt|dsn|authorization)"
 )
 SECRET_NAME = re.compile(r"(?i)" + _SECRET_WORDS)
 # Kubernetes fields whose names match SECRET_NAME but which only name a Secret, never hold one.
@@ -31,7 +31,12 @@ _NAMES_A_SECRET = frozenset(
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)")
-_AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|%20)([A-Za-z0-9._~+/=\-]{6,})")
+# After "Bearer" anything is the credential; after "Basic" or "token" only what looks like one (a
+# digit and 12+ characters), so "token expired" and "Basic information" stay readable.
+_AUTH_HEADER = re.compile(
+    r"(?i)\b(bearer)(\s+|%20)([A-Za-z0-9._~+/=\-]{6,})"
+    r"|\b(basic|token)(\s+|%20)(?=[A-Za-z0-9._~+/=\-]*\d)([A-Za-z0-9._~+/=\-]{12,})"
+)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_=-]{4,}\.[A-Za-z0-9_=-]{4,}\.[A-Za-z0-9_.+/=-]*")
 _NAMED_VALUE = re.compile(
     r"(?i)(?P<name>[\"']?[\w.-]{0,40}?" + _SECRET_WORDS + r"[\w.-]{0,40}[\"']?)"
@@ -73,7 +78,7 @@ class Scrubber:
         if "eyJ" in out:
             out, n = _JWT.subn(MASK, out)
             self._count("jwt", n)
-        out, n = _AUTH_HEADER.subn(lambda m: f"{m[1]}{m[2]}{MASK}", out)
+        out, n = _AUTH_HEADER.subn(lambda m: f"{m[1] or m[4]}{m[2] or m[5]}{MASK}", out)
         self._count("auth_header", n)
         before = out
         out = self.redactor.text(out)
