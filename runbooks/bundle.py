@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -97,11 +98,23 @@ class Source:
 
     def add(self, path: str, data: Any, *, log: bool = False) -> None:
         with self._lock:
-            self.parts.append(Part(path, data, log))
+            if self.status == "running":  # a source cut off at the deadline adds nothing after it
+                self.parts.append(Part(path, data, log))
 
     def fail(self, what: str, why: str) -> None:
         with self._lock:
-            self.problems.append(f"{what}: {why}")
+            if self.status == "running":
+                self.problems.append(f"{what}: {why}")
+
+    def end(self, status: str, duration_s: float, problem: str | None = None) -> None:
+        """Settle how the source ended, once: the first of its own end and the deadline wins."""
+        with self._lock:
+            if self.status != "running":
+                return
+            if problem:
+                self.problems.append(problem)
+            self.status = "partial" if status == "ok" and self.problems else status
+            self.duration_s = duration_s
 
     def snapshot(self) -> tuple[list[Part], list[str]]:
         with self._lock:
@@ -253,8 +266,7 @@ SOURCES: dict[str, Callable[[Clients, BundleOptions, Source], None]] = {
     "redis": _redis,
     "postgres": _postgres,
 }
-_BACKEND = {"kubernetes": "kubernetes", "logs": "kubernetes", "clickhouse": "clickhouse", "redis": "redis",
-            "postgres": "postgres"}  # fmt: skip
+_BACKEND = {key: "kubernetes" if key == "logs" else key for key in SOURCES}
 
 
 def collect_bundle(
@@ -280,11 +292,9 @@ def collect_bundle(
         try:
             work()
         except Exception as exc:
-            src.fail(src.doing or "connecting", describe(exc))
-            src.status = "failed"
+            src.end("failed", time.monotonic() - t, f"{src.doing or 'connecting'}: {describe(exc)}")
         else:
-            src.status = "partial" if src.problems else "ok"
-        src.duration_s = time.monotonic() - t
+            src.end("ok", time.monotonic() - t)
 
     threads = [
         threading.Thread(
@@ -296,7 +306,7 @@ def collect_bundle(
     ]
     for key, fn in SOURCES.items():
         if sources[key].status != "skipped":
-            work = (lambda f, s: lambda: f(clients, opts, s))(fn, sources[key])
+            work = partial(fn, clients, opts, sources[key])
             threads.append(
                 threading.Thread(target=run, args=(sources[key], work), name=f"bundle-{key}", daemon=True)
             )
@@ -305,15 +315,9 @@ def collect_bundle(
     for t in threads:
         t.join(max(0.0, until - time.monotonic()))
     waited = time.monotonic() - t0
+    late = f"did not finish within the bundle's {opts.deadline_s:g} s deadline (stopped after {waited:.1f} s)"
     for src in sources.values():
-        if src.status == "running":
-            src.status = "timeout"
-            src.duration_s = waited
-            src.fail(
-                src.doing or "connecting",
-                f"did not finish within the bundle's {opts.deadline_s:g} s deadline "
-                f"(stopped after {waited:.1f} s)",
-            )
+        src.end("timeout", waited, f"{src.doing or 'connecting'}: {late}")
     # Sources still running are cut off: a PostgreSQL query is cancelled, the others end on their timeouts.
     threading.Thread(target=clients.close, name="bundle-close", daemon=True).start()
     return Collection(name, started_at, opts, sources, waited)
