@@ -20,6 +20,7 @@ TRIAGE_RUN_ALL = "lsready.triage.run_all"
 EVIDENCE = "lsready.evidence"
 ACK_OPEN = "lsready.ack.open"  # parameterised: one button per item
 HOME_CHECK = "lsready.home.check"  # parameterised: one button per target
+BUNDLE_PREPARE = "lsready.bundle.prepare"  # "Prepare support bundle" under a triage (or an alert)
 
 ACK_MODAL = "lsready.ack.modal"  # view callback id
 ACK_ITEM_BLOCK, ACK_ITEM = "ack_item", "item"

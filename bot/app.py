@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot import serving
-from bot.listeners import actions, commands, errors, events, views
+from bot.listeners import actions, bundle, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
 from bot.listeners.work import Pools
@@ -106,7 +106,7 @@ def build_app(settings: Settings, services: Services) -> App:
     # before an ack only the cache answers, so it is filled before the first request.
     services.access = Access(services.config.slack, client)
     services.access.warm()
-    for module in (errors, commands, actions, views, events):
+    for module in (errors, commands, actions, bundle, views, events):
         module.register(app, services)
     return app
 

@@ -176,7 +176,7 @@ class AccessRule(_Strict):
 
 class SlackConfig(_Strict):
     # An action without a rule is open to everyone in the workspace.
-    access: dict[Literal["triage", "check", "status", "ack", "digest"], AccessRule] = Field(
+    access: dict[Literal["triage", "check", "status", "ack", "digest", "bundle"], AccessRule] = Field(
         default_factory=dict
     )
 

@@ -115,6 +115,14 @@ def render_result(
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "triage"))
 
 
+def bundle_button(target: str, snapshot: str | None = None) -> list[ButtonElement]:
+    """ "Prepare support bundle": its triage evidence is the snapshot the message shows, when there is one."""
+    value = button_value(t=target, k=snapshot)
+    if value is None:
+        return []
+    return [ButtonElement(text="Prepare support bundle", action_id=actions.BUNDLE_PREPARE, value=value)]
+
+
 def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[str]) -> list[Block]:
     buttons = []
     rerun = button_value(t=target, r=runbook)
@@ -137,4 +145,5 @@ def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[s
         )
     if snapshot is not None:
         buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
+    buttons += bundle_button(target, snapshot)
     return [ActionsBlock(elements=buttons)] if buttons else []
