@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socketserver
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -17,11 +18,11 @@ from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.listeners import actions, commands, errors, events, views
+from bot.listeners import actions, alerts, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
 from bot.listeners.work import Pools
-from bot.observability import Metrics
+from bot.observability import Metrics, WSGIApp
 from bot.settings import Settings, SettingsError
 from checks.config import Config
 from checks.secrets import Redactor
@@ -92,7 +93,7 @@ def build_app(settings: Settings, services: Services) -> App:
     # The modal's submission checks access before it acks: that lookup must give up well within 3 s.
     quick = WebClient(token=token, base_url=base_url, timeout=ACK_PATH_TIMEOUT_S, retry_handlers=[])
     services.access = Access(services.config.slack, quick)
-    for module in (errors, commands, actions, views, events):
+    for module in (errors, commands, actions, views, events, alerts):
         module.register(app, services)
     return app
 
@@ -107,13 +108,21 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("http: " + format, *args)
 
 
-def http_server(app: App, port: int, host: str = "0.0.0.0", metrics: Metrics | None = None) -> WSGIServer:
-    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes, and with
-    `metrics` the Prometheus exposition on /metrics."""
+def http_server(
+    app: App,
+    port: int,
+    host: str = "0.0.0.0",
+    metrics: Metrics | None = None,
+    routes: Mapping[str, WSGIApp] | None = None,
+) -> WSGIServer:
+    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes, with
+    `metrics` the Prometheus exposition on /metrics, and any extra `routes` (path -> WSGI app)."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH)
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if routes and path in routes:
+            return routes[path](environ, start_response)
         if path == "/healthz" and method in ("GET", "HEAD"):
             start_response("200 OK", [("Content-Type", "application/json")])
             return [b'{"status": "ok", "mode": "http"}']
@@ -135,6 +144,7 @@ def serve(
     say: Any = log.info,
 ) -> None:
     """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
+    from bot.alerts.receiver import alert_routes
     from bot.observability import serve_observability
     from bot.scheduler import start_scheduler
 
@@ -144,9 +154,12 @@ def serve(
     except BoltError as exc:  # auth.test refused the token, or Slack could not be reached
         raise SettingsError(f"Slack did not accept SLACK_BOT_TOKEN: {exc}") from None
     mode = "socket" if settings.socket_mode else "http"
+    routes = alert_routes(services, app.client)
     observability = None
     if metrics_port:
-        observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
+        observability = serve_observability(
+            services.metrics, metrics_port, health=lambda: {"mode": mode}, routes=routes
+        )
     scheduler = start_scheduler(readiness, app.client, services.metrics)
     try:
         if settings.socket_mode:
@@ -155,7 +168,7 @@ def serve(
             say("lsready serve: Socket Mode")
             SocketModeHandler(app, settings.app_token.get_secret_value()).start()  # type: ignore[union-attr]
         else:
-            server = http_server(app, port, host, services.metrics)
+            server = http_server(app, port, host, services.metrics, routes)
             say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH}")
             try:
                 server.serve_forever()

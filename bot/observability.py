@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +23,8 @@ from prometheus_client import (
 )
 
 from checks.runner import Report
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class Metrics:
@@ -61,6 +64,10 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "lsready_alert_notifications", "Alertmanager notifications by outcome", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
         self.started = Gauge("lsready_start_time_seconds", "Process start time", registry=self.registry)
         self.started.set(time.time())
 
@@ -83,16 +90,30 @@ class Metrics:
     def diagnosis(self, target: str, kind: str) -> None:
         self.diagnoses.labels(target, kind).inc()
 
+    def alert(self, outcome: str) -> None:
+        self.alerts.labels(outcome).inc()
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
 def serve_observability(
-    metrics: Metrics, port: int, health: Callable[[], dict[str, object]] | None = None, host: str = "0.0.0.0"
+    metrics: Metrics,
+    port: int,
+    health: Callable[[], dict[str, object]] | None = None,
+    host: str = "0.0.0.0",
+    routes: Mapping[str, WSGIApp] | None = None,
 ) -> ThreadingHTTPServer:
-    """Serve /healthz and /metrics on a daemon thread; returns the server (its port may be 0 -> chosen)."""
+    """Serve /healthz and /metrics (and any extra `routes`, path -> WSGI app) on a daemon thread;
+    returns the server (its port may be 0 -> chosen)."""
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            app = (routes or {}).get(self.path.split("?")[0])
+            if app is None:
+                return self._send(404, b"not found\n", "text/plain")
+            run_wsgi(app, self)
+
         def do_GET(self) -> None:
             if self.path == "/metrics":
                 self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
@@ -116,3 +137,31 @@ def serve_observability(
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="observability", daemon=True).start()
     return server
+
+
+def run_wsgi(app: WSGIApp, handler: BaseHTTPRequestHandler) -> None:
+    """Answer one http.server request with a WSGI app (enough for a small JSON endpoint)."""
+    path, _, query = handler.path.partition("?")
+    environ = {
+        "REQUEST_METHOD": handler.command,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": handler.headers.get("Content-Length") or "",
+        "CONTENT_TYPE": handler.headers.get("Content-Type") or "",
+        "wsgi.input": handler.rfile,
+        "wsgi.url_scheme": "http",
+        **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in handler.headers.items()},
+    }
+    reply: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        reply["status"], reply["headers"] = status, headers
+
+    body = b"".join(app(environ, start_response))
+    handler.send_response(int(reply["status"].split()[0]))
+    for name, value in reply["headers"]:
+        if name.lower() != "content-length":
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -14,7 +14,7 @@ from checks.config import SlackConfig
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("triage", "check", "status", "ack", "digest")
+ACTIONS = ("triage", "check", "status", "ack", "digest", "silence")
 MEMBERS_TTL_S = 300.0  # a user added to a group waits at most this long; Slack rate-limits the lookup
 
 
