@@ -431,3 +431,65 @@ def test_the_metrics_port_serves_the_receiver(tmp_path, bot):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- what the thread says, on real engines --------------------------------------------------------
+
+
+@pytest.fixture
+def stage(clickhouse, redis_client):
+    import clickhouse_connect
+
+    from runbooks.demo.scenarios import Stage
+
+    url, admin, db = clickhouse
+    return Stage(admin, db, redis_client, lambda: clickhouse_connect.get_client(dsn=url))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "runbook", "diagnosis", "says"),
+    [
+        ("clickhouse-saturation", "merge-pressure", "clickhouse_saturation", "Do not add queue workers"),
+        ("queue-backlog", "queue-depth", "ingestion_backpressure", "ingest-queue"),
+    ],
+)
+def test_the_alert_thread_holds_the_diagnosis_and_which_layer_to_act_on(
+    scenario, runbook, diagnosis, says, stage, clickhouse, redis_url, tmp_path, monkeypatch
+):
+    from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, play
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    target = {"redis": {"url": redis_url}, "clickhouse": {"url": clickhouse[0]}}
+    cfg = make_config({"local": target}, thresholds=SCENARIO_THRESHOLDS, alerts={"channel": CHANNEL},
+                      timeouts={"probe_s": 3, "run_s": 6})  # fmt: skip
+    with play(scenario, stage), BotHarness(cfg, tmp_path / "lsready.db") as bot:
+        deliver(bot.base + "/alertmanager", notification(labels={"runbook": runbook}))
+        ts = wait_until(lambda: top_level(bot.fake))[0]["ts"]
+        result = wait_until(lambda: [m for m in in_thread(bot.fake, ts) if triage_done(m)], timeout=30)[0]
+        text = json.dumps(result["blocks"])
+        assert says in text and "What to do" in text
+        wait_until(lambda: f"`{diagnosis}`" in json.dumps(bot.fake.messages[(CHANNEL, ts)]["blocks"]))
+
+
+def test_a_route_naming_an_unknown_runbook_stops_the_bot_at_start_with_the_key_to_change(tmp_path, redis_url):
+    from bot.alerts.receiver import alert_routes
+    from bot.app import Services
+    from runbooks.readiness import Readiness
+
+    cfg = config(redis_url, routes=[{"match": {"alertname": "X"}, "runbook": "queue-dept"}])
+    services = Services(Readiness.open(cfg, tmp_path / "lsready.db"))
+    try:
+        with pytest.raises(ConfigError, match=r"alerts\.routes\[0\]\.runbook: no runbook 'queue-dept'"):
+            alert_routes(services, client=None)  # what `lsready serve` mounts before serving
+    finally:
+        services.shutdown()
+
+
+def test_a_failed_post_leaves_no_claim_so_the_next_notification_posts_the_thread(bot):
+    bot.fake.errors["chat.postMessage"] = "channel_not_found"
+    deliver(bot.alerts, notification())
+    wait_until(lambda: 'outcome="failed"' in bot.services.metrics.exposition().decode())
+    assert bot.readiness.alert_threads.open(GROUP) is None
+    del bot.fake.errors["chat.postMessage"]
+    deliver(bot.alerts, notification())
+    wait_until(lambda: top_level(bot.fake), what="the thread, on the next notification")

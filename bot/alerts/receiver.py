@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 
 from bot.alerts.threads import AlertThreadsDesk
+from bot.listeners.live import runbooks
+from checks.errors import ConfigError
 from runbooks.alerts import BadNotification, Notification, parse
 
 if TYPE_CHECKING:
@@ -111,6 +113,10 @@ def alert_routes(
     services: Services, client: WebClient, env: Mapping[str, str] | None = None
 ) -> dict[str, WSGIApp]:
     """The receiver for the bot's HTTP servers (the same one on each), by path."""
+    for n, entry in enumerate(services.config.alerts.routes):
+        if entry.runbook is not None and entry.runbook not in runbooks():
+            problem = f"no runbook '{entry.runbook}' (runbooks: {', '.join(runbooks())})"
+            raise ConfigError([f"alerts.routes[{n}].runbook: {problem}"], "config")
     token = ((os.environ if env is None else env).get(TOKEN_ENV) or "").strip() or None
     if token is not None:
         services.redactor.add(token)

@@ -55,7 +55,8 @@ def render_alert(thread: AlertThread, redactor: Redactor, *, silences: bool) -> 
         SectionBlock(text=MarkdownTextObject(text=clip(line(t.facts, a), SECTION_TEXT))),
     ]
     context = [line(t.triage, a)] if thread.triaged_at else []
-    if thread.external_url.startswith(("http://", "https://")) and len(thread.external_url) < 2000:
+    url = thread.external_url
+    if url.startswith(("http://", "https://")) and len(url) < 2000 and not set(url) & set("<>| "):
         context.append(line(t.source, a))
     if context:
         elements = [MarkdownTextObject(text=clip(c, CONTEXT_TEXT)) for c in context]
