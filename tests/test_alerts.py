@@ -98,6 +98,14 @@ def wait_until(condition, timeout=20.0, what="condition"):
         time.sleep(0.05)
 
 
+def counted(bot, outcome):
+    """Notifications handled to the end with this outcome (the metric counts after the work)."""
+    for line in bot.services.metrics.exposition().decode().splitlines():
+        if line.startswith(f'lsready_alert_notifications_total{{outcome="{outcome}"}}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
 def triage_done(message):
     return "Finished in" in json.dumps(message.get("blocks"))
 
@@ -296,8 +304,9 @@ def test_repeat_notifications_update_the_message_and_triage_again_only_after_ret
     wait_until(lambda: triage_done(in_thread(bot.fake, ts)[0]))
     bot.wait_idle()
     deliver(bot.alerts, notification(alerts=3))
-    wait_until(lambda: "*Notifications:* 2" in json.dumps(bot.fake.messages[(CHANNEL, ts)]["blocks"]))
-    assert "*Firing:* 3 alerts" in json.dumps(bot.fake.messages[(CHANNEL, ts)]["blocks"])
+    wait_until(lambda: counted(bot, "updated") == 1)
+    blocks = json.dumps(bot.fake.messages[(CHANNEL, ts)]["blocks"])
+    assert "*Notifications:* 2" in blocks and "*Firing:* 3 alerts" in blocks
     bot.wait_idle()
     assert len(top_level(bot.fake)) == 1 and len(in_thread(bot.fake, ts)) == 1  # no second triage yet
     store = bot.readiness.alert_threads
@@ -339,7 +348,9 @@ def test_concurrent_duplicate_deliveries_give_one_thread(bot):
         t.start()
     for t in threads:
         t.join()
-    wait_until(lambda: "*Notifications:* 10" in json.dumps(top_level(bot.fake)[0]["blocks"]), what="all 10")
+    wait_until(lambda: counted(bot, "updated") == 9, what="all 10 handled")
+    assert counted(bot, "threaded") == 1
+    assert "*Notifications:* 10" in json.dumps(top_level(bot.fake)[0]["blocks"])
     bot.wait_idle()
     assert len(top_level(bot.fake)) == 1
     assert len(in_thread(bot.fake, top_level(bot.fake)[0]["ts"])) == 1  # one triage
@@ -400,6 +411,7 @@ def test_buttons_follow_the_access_rules(tmp_path, redis_client, redis_url, monk
     with BotHarness(cfg, tmp_path / "lsready.db") as bot:
         deliver(bot.base + "/alertmanager", notification())
         ts = wait_until(lambda: top_level(bot.fake))[0]["ts"]
+        wait_until(lambda: triage_done(in_thread(bot.fake, ts)[0]) if in_thread(bot.fake, ts) else False)
         bot.wait_idle()
         values = buttons(bot.fake.messages[(CHANNEL, ts)])
         bot.click(ids.param(ids.ALERT_SILENCE, 1), values[ids.param(ids.ALERT_SILENCE, 1)],
@@ -493,3 +505,18 @@ def test_a_failed_post_leaves_no_claim_so_the_next_notification_posts_the_thread
     del bot.fake.errors["chat.postMessage"]
     deliver(bot.alerts, notification())
     wait_until(lambda: top_level(bot.fake), what="the thread, on the next notification")
+
+
+def test_the_alert_message_fits_slack_whatever_the_labels_and_escapes_them():
+    from bot.render.slack_alert import render_alert
+    from checks.secrets import Redactor
+    from storage.alerts import AlertThread
+
+    now = datetime.now(UTC)
+    huge = AlertThread(
+        1, "k" * 4096, CHANNEL, "1.1", "local", "queue-depth", "A" * 5000, "<!channel>" * 500,
+        "<!here> " * 2000, now, now, 10**9, 10**6, now, "ingestion_backpressure", "key", None,
+        "http://alertmanager:9093/" + "p" * 3000, {"alertname": "A" * 5000},
+    )  # fmt: skip
+    message = render_alert(huge, Redactor(), silences=True)  # finish() validates every limit
+    assert "<!here>" not in json.dumps(message.blocks) and "<!channel>" not in json.dumps(message.blocks)

@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ACTOR = "alertmanager"  # who the audit says started a triage an alert asked for
-LOCK_STRIPES = 64
+# One delivery or message update of a group at a time in this process, in arrival order (the database
+# makes deliveries safe across processes and restarts); reentrant, since a delivery also refreshes.
+_LOCKS = [threading.RLock() for _ in range(64)]
+
+
+def _lock(group_key: str) -> threading.RLock:
+    return _LOCKS[zlib.crc32(group_key.encode()) % len(_LOCKS)]
 
 
 class AlertGone(LsreadyError):
@@ -46,9 +52,6 @@ class AlertThreadsDesk:
 
     def __init__(self, services: Services, client: WebClient) -> None:
         self.services, self.client = services, client
-        # One delivery of a group at a time in this process, in arrival order; the database makes
-        # the same true across processes and restarts.
-        self._locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     @property
     def store(self) -> AlertThreads:
@@ -56,8 +59,7 @@ class AlertThreadsDesk:
 
     def handle(self, notification: Notification) -> str:
         """Post, update or resolve the group's thread; returns the outcome counted in the metrics."""
-        lock = self._locks[zlib.crc32(notification.groupKey.encode()) % LOCK_STRIPES]
-        with lock:
+        with _lock(notification.groupKey):
             if notification.status == "resolved":
                 outcome = self._resolved(notification)
             else:
@@ -139,11 +141,14 @@ class AlertThreadsDesk:
             message = render_not_started(str(exc), self.services.redactor)
             post(self.client, thread.channel, message, thread.message_ts)
             return
-        self.refresh(self.store.get(thread.id) or thread)  # shows when this triage started
+        self.refresh(thread)  # shows when this triage started
 
     def refresh(self, thread: AlertThread) -> None:
-        if thread.message_ts is not None:
-            update(self.client, thread.channel, thread.message_ts, self._render(thread))
+        """Redraw the group's message from the store: the last update sent is always the latest state."""
+        with _lock(thread.group_key):
+            latest = self.store.get(thread.id) or thread
+            if latest.message_ts is not None:
+                update(self.client, latest.channel, latest.message_ts, self._render(latest))
 
     def _render(self, thread: AlertThread) -> Message:
         silences = self.services.config.alerts.alertmanager_url is not None
