@@ -520,3 +520,19 @@ def test_the_alert_message_fits_slack_whatever_the_labels_and_escapes_them():
     )  # fmt: skip
     message = render_alert(huge, Redactor(), silences=True)  # finish() validates every limit
     assert "<!here>" not in json.dumps(message.blocks) and "<!channel>" not in json.dumps(message.blocks)
+
+
+def test_a_triage_that_cannot_start_says_so_in_the_alert_thread(bot):
+    bot.services.pool.capacity = 0  # every slow worker and waiting place taken
+    deliver(bot.alerts, notification())
+    ts = wait_until(lambda: top_level(bot.fake))[0]["ts"]
+    reply = wait_until(lambda: in_thread(bot.fake, ts), what="the reply")[0]
+    assert "The triage did not start" in reply["text"] and "busy" in reply["text"]
+    assert "Re-run triage" in reply["text"]
+
+
+def test_only_post_is_accepted(bot):
+    request = urllib.request.Request(bot.alerts, headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 405 and refused.value.headers["Allow"] == "POST"
