@@ -11,7 +11,6 @@ import hmac
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +66,8 @@ class AlertReceiver:
     def _run(self, notification: Notification) -> None:
         try:
             self._handle(notification)
-        except Exception:  # nobody waits on this future: say it in the log, with an id to find it by
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("error %s handling an alert notification of %s", error_id, notification.groupKey)
+        except Exception:  # nobody waits on this future: say it in the log
+            log.exception("handling an alert notification of group %s failed", notification.groupKey)
             self._count("failed")
 
 
