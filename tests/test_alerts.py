@@ -240,6 +240,20 @@ def test_a_claim_whose_post_died_is_taken_over_once_stale_and_a_resolved_group_o
     assert claimed and fresh.id != first.id
 
 
+def test_an_open_thread_silent_for_a_day_is_over_and_the_next_firing_opens_a_new_one(tmp_path):
+    now = [datetime(2026, 12, 3, 8, 0, tzinfo=UTC)]
+    store = AlertThreads(open_db(tmp_path / "s.db"), clock=lambda: now[0])
+    first, _ = store.claim(GROUP, firing())
+    store.posted(first.id, "1.1")
+    now[0] += timedelta(hours=23)
+    assert store.claim(GROUP, firing())[0].id == first.id  # still the same incident
+    store.seen(first.id, 1, "s", "critical")
+    now[0] += timedelta(hours=25)  # resolved never came (send_resolved off, or it was lost)
+    fresh, claimed = store.claim(GROUP, firing())
+    assert claimed and fresh.id != first.id
+    assert store.get(first.id).resolved_at == now[0] - timedelta(hours=25)
+
+
 def test_a_retriage_is_claimed_once_per_interval(tmp_path):
     now = [datetime(2026, 12, 3, 8, 0, tzinfo=UTC)]
     store = AlertThreads(open_db(tmp_path / "s.db"), clock=lambda: now[0])
@@ -536,3 +550,18 @@ def test_only_post_is_accepted(bot):
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 405 and refused.value.headers["Allow"] == "POST"
+
+
+def test_a_triage_that_stops_on_an_error_says_so_in_the_alert_thread(bot, monkeypatch):
+    import bot.listeners.live as live
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(live, "triage", broken)
+    deliver(bot.alerts, notification())
+    ts = wait_until(lambda: top_level(bot.fake))[0]["ts"]
+    said = wait_until(lambda: [m for m in in_thread(bot.fake, ts) if "stopped before" in (m["text"] or "")])
+    assert "lsready's side" in said[0]["text"] and "boom" not in said[0]["text"]
+    bot.wait_idle()
+    assert any(e.outcome == "failed" and e.actor == "alertmanager" for e in bot.readiness.audit.since())

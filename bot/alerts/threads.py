@@ -21,7 +21,12 @@ from bot.listeners.common import Caller, post, update
 from bot.listeners.live import live_triage, runbooks
 from bot.listeners.work import Request, start
 from bot.render.limits import Message
-from bot.render.slack_alert import render_alert, render_not_started, render_resolved_reply
+from bot.render.slack_alert import (
+    render_alert,
+    render_not_started,
+    render_resolved_reply,
+    render_stopped_reply,
+)
 from checks.errors import LsreadyError
 from runbooks.alerts import Ignored, Notification, route
 from runbooks.triage import get_runbook
@@ -127,9 +132,20 @@ class AlertThreadsDesk:
         where = Caller(caller.user, thread.channel, thread.message_ts)
 
         def work() -> None:
-            kind, snapshot = live_triage(
-                self.services, self.client, where, thread.target, book, thread.message_ts
-            )
+            try:
+                kind, snapshot = live_triage(
+                    self.services, self.client, where, thread.target, book, thread.message_ts
+                )
+            except Exception as exc:
+                if by_alert:  # nobody to tell privately: say it where on-call looks
+                    reason = (
+                        str(exc)
+                        if isinstance(exc, LsreadyError)
+                        else "an error on lsready's side (in its log)."
+                    )
+                    message = render_stopped_reply(reason, self.services.redactor)
+                    post(self.client, thread.channel, message, thread.message_ts)
+                raise  # logged, audited and counted like any triage's error
             self.refresh(self.store.triaged(thread.id, kind, snapshot))
 
         request = Request("triage", thread.target, thread.runbook)

@@ -100,5 +100,12 @@ def render_silenced(user: str, hours: int, until: datetime, silence_id: str, red
 
 
 def render_not_started(reason: str, redactor: Redactor) -> Message:
-    text = line(_t().not_started, reason)
+    return _reply(line(_t().not_started, reason), redactor)
+
+
+def render_stopped_reply(reason: str, redactor: Redactor) -> Message:
+    return _reply(line(_t().stopped, reason), redactor)
+
+
+def _reply(text: str, redactor: Redactor) -> Message:
     return finish(text, [SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT)))], redactor)
