@@ -21,7 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 
 from bot import serving
-from bot.listeners import actions, bundle, commands, errors, events, views
+from bot.listeners import actions, alerts, bundle, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
 from bot.listeners.work import Pools
@@ -106,7 +106,7 @@ def build_app(settings: Settings, services: Services) -> App:
     # before an ack only the cache answers, so it is filled before the first request.
     services.access = Access(services.config.slack, client)
     services.access.warm()
-    for module in (errors, commands, actions, bundle, views, events):
+    for module in (errors, commands, actions, bundle, views, events, alerts):
         module.register(app, services)
     return app
 
@@ -193,6 +193,7 @@ def serve(
     say: Any = log.info,
 ) -> None:
     """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
+    from bot.alerts.receiver import alert_routes
     from bot.observability import serve_observability
     from bot.scheduler import start_scheduler
 
@@ -202,9 +203,12 @@ def serve(
     except BoltError as exc:  # auth.test refused the token, or Slack could not be reached
         raise SettingsError(f"Slack did not accept SLACK_BOT_TOKEN: {exc}") from None
     mode = "socket" if settings.socket_mode else "http"
+    routes = alert_routes(services, app.client)
     observability = None
     if metrics_port:
-        observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
+        observability = serve_observability(
+            services.metrics, metrics_port, health=lambda: {"mode": mode}, routes=routes
+        )
     scheduler = start_scheduler(readiness, app.client, services.metrics)
     try:
         if settings.socket_mode:
@@ -214,7 +218,7 @@ def serve(
             token = settings.app_token.get_secret_value()  # type: ignore[union-attr]
             SocketModeHandler(app, token, ping_interval=SOCKET_PING_INTERVAL_S).start()
         else:
-            server = http_server(app, settings, port, host, services.metrics)
+            server = http_server(app, settings, port, host, services.metrics, routes=routes)
             say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH} (waitress)")
             server.serve_forever()
     finally:

@@ -60,6 +60,10 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "lsready_alert_notifications", "Alertmanager notifications by outcome", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
         self.started = Gauge("lsready_start_time_seconds", "Process start time", registry=self.registry)
         self.started.set(time.time())
 
@@ -81,6 +85,9 @@ class Metrics:
 
     def diagnosis(self, target: str, kind: str) -> None:
         self.diagnoses.labels(target, kind).inc()
+
+    def alert(self, outcome: str) -> None:
+        self.alerts.labels(outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -27,7 +27,9 @@ WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 THREADS = 16
 BACKLOG = 1024
 CONNECTION_LIMIT = 400
-MAX_BODY_BYTES = 1 << 20  # Slack's largest payloads (a modal's state) are tens of KiB
+# Slack's largest payloads (a modal's state) are tens of KiB; an Alertmanager notification may be
+# up to 2 MiB, and its receiver answers a larger one (up to this limit) with 400 itself.
+MAX_BODY_BYTES = 8 << 20
 CHANNEL_TIMEOUT_S = 30  # an idle keep-alive connection is closed after this
 
 

@@ -283,6 +283,7 @@ class BotHarness:
     """The real Bolt app on a real socket, pointed at a FakeSlack; use as a context manager."""
 
     def __init__(self, config: Any, db_path: Path, *, usergroups: dict[str, list[str]] | None = None) -> None:
+        from bot.alerts.receiver import alert_routes
         from bot.app import Services, build_app, http_server
         from bot.settings import load_settings
         from runbooks.readiness import Readiness
@@ -298,7 +299,10 @@ class BotHarness:
         )
         self.services = Services(self.readiness)
         self.app = build_app(settings, self.services)
-        self.server = http_server(self.app, settings, 0, "127.0.0.1", self.services.metrics).start()
+        routes = alert_routes(self.services, self.app.client)  # as `lsready serve` mounts them
+        self.server = http_server(
+            self.app, settings, 0, "127.0.0.1", self.services.metrics, routes=routes
+        ).start()
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = self.base + "/slack/events"
 

@@ -22,7 +22,7 @@ from checks.config import SlackConfig
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("triage", "check", "status", "ack", "digest", "bundle")
+ACTIONS = ("triage", "check", "status", "ack", "digest", "bundle", "silence")
 MEMBERS_TTL_S = 300.0  # a user added to a group waits at most this long; Slack rate-limits the lookup
 WARM_WAIT_S = 5.0  # how long start-up waits for the first lookups before serving anyway
 GONE = ("no_such_subteam", "subteam_not_found")  # Slack positively says the group has no members

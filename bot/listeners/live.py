@@ -152,8 +152,9 @@ def run_all_triages(
 
 def live_triage(
     services: Services, client: WebClient, caller: Caller, name: str, book: Runbook, thread_ts: str | None
-) -> str:
-    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind."""
+) -> tuple[str, str]:
+    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind and the
+    evidence snapshot's key."""
     redactor, started, by = services.redactor, datetime.now(UTC), caller.user
     ts = post(client, caller.channel, render_progress(book, name, [], started, redactor, by=by), thread_ts)
     live = LiveMessage(
@@ -170,4 +171,4 @@ def live_triage(
     kind = result.diagnosis.kind.value
     audit(services, caller, "triage", name, f"{book.name}: {kind}")
     services.metrics.diagnosis(name, kind)
-    return kind
+    return kind, key
