@@ -304,7 +304,8 @@ def test_a_firing_alert_posts_one_message_and_the_live_triage_in_its_thread(bot)
     for fact in ("LangSmithQueueBacklog on local", "critical", "Queue depth 12000", "2026-12-03 08:00 UTC"):
         assert fact in text
     actions = [e["action_id"] for b in message["blocks"] for e in b.get("elements", []) if "action_id" in e]
-    assert actions == [ids.ALERT_RERUN, ids.ALERT_EVIDENCE]  # no Silence without alerts.alertmanager_url
+    # No Silence without alerts.alertmanager_url; the support bundle is one click from the alert.
+    assert actions == [ids.ALERT_RERUN, ids.ALERT_EVIDENCE, ids.BUNDLE_PREPARE]
     checklist = wait_until(lambda: in_thread(bot.fake, message["ts"]), what="the triage")[0]
     assert "Triage: Queue depth and worker drain rate on local" in json.dumps(checklist["blocks"])
     wait_until(lambda: triage_done(in_thread(bot.fake, message["ts"])[0]), what="the diagnosis")

@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 from bot import actions
 from bot.render.limits import CONTEXT_TEXT, HEADER_TEXT, SECTION_TEXT, Message, button_value, clip, finish
 from bot.render.slack_text import line, macros
+from bot.render.slack_triage import bundle_button
 from checks.secrets import Redactor
 from storage.alerts import AlertThread
 
@@ -86,6 +87,7 @@ def _buttons(thread: AlertThread, *, silences: bool) -> list[Block]:
             )
             for hours in SILENCE_HOURS
         ]
+    buttons += bundle_button(thread.target, thread.snapshot)  # escalation, from the triage shown
     return [ActionsBlock(elements=buttons)]
 
 
