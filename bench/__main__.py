@@ -25,6 +25,7 @@ from bench.common import ROOT, Row
 # name -> (what it measures, time limit in seconds for the whole bench, engines included)
 BENCHES: dict[str, tuple[str, int]] = {
     "ack": ("ack latency of /langsmith triage while ClickHouse is a black hole", 180),
+    "burst": ("80 concurrent signed /langsmith commands over HTTP: all acked, p99 to the ack", 180),
     "triage": ("triage wall time vs its slowest step, healthy embedded engines", 180),
     "hung": ("triage wall time vs its deadline under a hung ClickHouse; help meanwhile", 180),
     "clickhouse": ("rows read and time of the triage queries on a 30M-row runs table vs naive", 600),

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench.common import Result, Serve, blackhole, calls, median, percentile, row, say, temp_dir, testkit
@@ -18,6 +21,9 @@ from bot.actions import TRIAGE_RERUN
 from runbooks.demo.engines import RedisServer
 
 ACK_TARGET_MS = 300.0  # p99 from request to ack; Slack gives up at 3 s
+BURST = 80  # people typing a command in the same second
+BURST_TARGET_MS = 500.0  # p99 from request to ack within a burst
+SLOW_SLACK_S = 6.0  # how long the slowed Web API methods take to answer
 HELP_REPLY_TARGET_MS = 1000.0  # a help reply while a triage hangs: the bot is still there
 
 
@@ -159,3 +165,98 @@ def hung_triage(quick: bool) -> Result:
             "help": [{"ack_ms": round(a, 2), "reply_ms": round(r, 2)} for a, r in helps],
         },
     )
+
+
+def command_burst(quick: bool) -> Result:
+    """Rounds of BURST signed `/langsmith help` sent at the same instant to a real `lsready serve`
+    (HTTP mode, waitress): every one must be acked 200, and answered."""
+    rounds = 2 if quick else 5
+    kit = testkit()
+    ms: list[float] = []
+    refused = 0
+    with temp_dir() as tmp, contextlib.ExitStack() as stack:
+        fake = kit.FakeSlack()
+        stack.callback(fake.close)
+        config = {"default_target": "prod", "targets": {"prod": {}}}
+        bot = Serve(config, Path(tmp), fake)
+        stack.callback(bot.stop)
+        bot.command("help")  # the first request after start-up loads the listeners' templates
+        with ThreadPoolExecutor(BURST) as senders:
+            for n in range(rounds):
+                say(f"burst: round {n + 1}/{rounds}, {BURST} signed commands at once")
+                start = threading.Barrier(BURST)
+
+                def one(_: int, start: threading.Barrier = start) -> Any:
+                    start.wait()
+                    return bot.command("help")
+
+                replies = list(senders.map(one, range(BURST)))
+                ms += [r.elapsed * 1000 for r in replies]
+                refused += sum(r.status != 200 for r in replies)
+        expected = 1 + rounds * BURST
+        deadline = time.monotonic() + 30
+        while len(calls(fake, "respond")) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answered = len(calls(fake, "respond")) - 1
+        slow_ms, slow_refused = _while_slack_is_slow(kit, fake, bot, 10 if quick else 20)
+    total = rounds * BURST
+    return Result(
+        rows=[
+            row("burst", "command ack latency p50", percentile(ms, 50), "ms"),
+            row(
+                "burst",
+                "command ack latency p99",
+                percentile(ms, 99),
+                "ms",
+                "<",
+                BURST_TARGET_MS,
+                f"{rounds} rounds of {BURST} at once",
+            ),
+            row("burst", "requests not acked with 200", refused, "count", "==", 0),
+            row("burst", "acked commands not answered", total - answered, "count", "==", 0),
+            row(
+                "burst",
+                "ack latency p99 while Slack is slow",
+                percentile(slow_ms, 99),
+                "ms",
+                "<",
+                ACK_TARGET_MS,
+                f"{len(slow_ms)} commands, clicks, modal submissions; views.publish and "
+                f"conversations.replies take {SLOW_SLACK_S:g} s",
+            ),
+            row("burst", "requests not acked with 200 while Slack is slow", slow_refused, "count", "==", 0),
+        ],
+        details={
+            "rounds": rounds,
+            "burst": BURST,
+            "latencies_ms": [round(m, 2) for m in ms],
+            "slow_slack_latencies_ms": [round(m, 2) for m in slow_ms],
+        },
+    )
+
+
+def _while_slack_is_slow(kit: Any, fake: Any, bot: Serve, rounds: int) -> tuple[list[float], int]:
+    """Ack times of commands, button clicks and modal submissions sent while 20 App Home opens and
+    20 thread replies wait on a slow Slack (`views.publish`, `conversations.replies`)."""
+    say(f"burst: Slack slow ({SLOW_SLACK_S:g} s), {rounds} rounds of a command, a click, a submission")
+    fake.delays |= {"views.publish": SLOW_SLACK_S, "conversations.replies": SLOW_SLACK_S}
+    harness = SimpleNamespace(fake=fake, url=bot.url)
+    harness.interact = lambda payload: kit.BotHarness.interact(harness, payload)
+    for n in range(20):
+        kit.BotHarness.event(harness, {"type": "app_home_opened", "user": "U0000001", "tab": "home"})
+        reply = {"type": "message", "channel": "C0000001", "user": "U0000001", "ts": f"1700000099.{n:06d}",
+                 "thread_ts": "1700000000.000001", "text": f"ack diag.har_capture {n}"}  # fmt: skip
+        kit.BotHarness.event(harness, reply)
+    values = {
+        "ack_item": {"item": {"type": "static_select", "selected_option": {"value": "diag.har_capture"}}},
+        "ack_note": {"note": {"type": "plain_text_input", "value": "drill"}},
+        "ack_expiry": {"expiry": {"type": "plain_text_input", "value": "30d"}},
+        "ack_link": {"link": {"type": "url_text_input", "value": None}},
+    }
+    replies = []
+    for _ in range(rounds):
+        replies.append(bot.command("help"))
+        replies.append(kit.BotHarness.click(harness, "lsready.evidence", "gone"))
+        replies.append(kit.BotHarness.submit(harness, values, json.dumps({"t": "prod"})))
+    fake.release()
+    return [r.elapsed * 1000 for r in replies], sum(r.status != 200 for r in replies)

@@ -20,6 +20,7 @@ from bench.common import Result
 # name -> "module:function"; imported only when run, so a bench loads only the engines it needs.
 BENCHES = {
     "ack": "bench.bot:ack_latency",
+    "burst": "bench.bot:command_burst",
     "triage": "bench.engines:triage_wall_time",
     "hung": "bench.bot:hung_triage",
     "clickhouse": "bench.clickhouse:big_table_cost",

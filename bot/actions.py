@@ -20,6 +20,10 @@ TRIAGE_RUN_ALL = "lsready.triage.run_all"
 EVIDENCE = "lsready.evidence"
 ACK_OPEN = "lsready.ack.open"  # parameterised: one button per item
 HOME_CHECK = "lsready.home.check"  # parameterised: one button per target
+BUNDLE_PREPARE = "lsready.bundle.prepare"  # "Prepare support bundle" under a triage (or an alert)
+ALERT_RERUN = "lsready.alert.rerun"  # on an alert's message: its runbook again, in its thread
+ALERT_EVIDENCE = "lsready.alert.evidence"
+ALERT_SILENCE = "lsready.alert.silence"  # parameterised: one button per duration
 
 ACK_MODAL = "lsready.ack.modal"  # view callback id
 ACK_ITEM_BLOCK, ACK_ITEM = "ack_item", "item"

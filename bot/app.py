@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import socketserver
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
@@ -16,12 +18,15 @@ from slack_bolt.error import BoltError
 from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 
-from bot.listeners import actions, commands, errors, events, views
+from bot import serving
+from bot.listeners import actions, alerts, bundle, commands, errors, events, views
 from bot.listeners.access import Access
 from bot.listeners.common import Snapshots
 from bot.listeners.work import Pools
 from bot.observability import Metrics
+from bot.serving import HttpServer, WSGIApp
 from bot.settings import Settings, SettingsError
 from checks.config import Config
 from checks.secrets import Redactor
@@ -30,16 +35,18 @@ from runbooks.readiness import Readiness
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-ACK_WORKERS = 16  # acks and the quick ordinary listeners (events, the modal's submission)
+ACK_WORKERS = 16  # ack functions only: none calls Slack or a store
 SLACK_TIMEOUT_S = 20  # each Web API call from the bot: posting, updating, uploading evidence
-ACK_PATH_TIMEOUT_S = 2  # a Web API call made before an ack, which Slack wants within 3 s
+# Socket Mode: a connection that died without a word is noticed after four unanswered pings.
+SOCKET_PING_INTERVAL_S = 5
 
 
 class Services:
     """What the listeners use: readiness (config, store), the pools, metrics, access, snapshots.
 
-    Bolt acks on `ack_pool`, which runs nothing slow, so an ack never waits behind a check; lazy
-    listeners run on `pool`, which admits checks and triages to a bounded pool of their own.
+    Bolt acks on `ack_pool`, which runs only ack functions (no Web API call, no store), so an ack
+    never waits on Slack or a database; lazy listeners run on `pool`, which admits checks and
+    triages to a bounded pool of their own and gives events and modal submissions another.
     SQLite connections must not be shared between threads that use them at once: `readiness` is
     a Readiness per thread, each with its own connection to the same database (WAL, so readers
     never wait for the writer).
@@ -58,6 +65,12 @@ class Services:
     @property
     def config(self) -> Config:
         return self._home.config
+
+    @property
+    def shared(self) -> Readiness:
+        """The first Readiness, for what needs no database (targets, catalog, durations): usable
+        from any thread without opening a connection, so before an ack."""
+        return self._home
 
     @property
     def readiness(self) -> Readiness:
@@ -89,40 +102,85 @@ def build_app(settings: Settings, services: Services) -> App:
     # Bolt would run lazy listeners on the ack pool too; with every worker busy on a hung triage,
     # the next command's ack would wait past Slack's 3 s and the command would be lost.
     app.listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(app.logger, services.pool)
-    # The modal's submission checks access before it acks: that lookup must give up well within 3 s.
-    quick = WebClient(token=token, base_url=base_url, timeout=ACK_PATH_TIMEOUT_S, retry_handlers=[])
-    services.access = Access(services.config.slack, quick)
-    for module in (errors, commands, actions, views, events):
+    # Group members are looked up behind the ack with the ordinary client (timeouts and retries);
+    # before an ack only the cache answers, so it is filled before the first request.
+    services.access = Access(services.config.slack, client)
+    services.access.warm()
+    for module in (errors, commands, actions, bundle, views, events, alerts):
         module.register(app, services)
     return app
 
 
-class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def slack_route(app: App, signing_secret: str | None) -> WSGIApp:
+    """POST /slack/events into Bolt, once the signature is checked and the body parses.
+
+    Bolt parses a body before it checks the signature, so a malformed unsigned body would reach
+    its parser (500 and a traceback); here a bad signature is 401 and a body that does not parse
+    is 400, both without touching Bolt.
+    """
+    handler = SlackRequestHandler(app, path=EVENTS_PATH)
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+
+    def route(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return serving.text(start_response, "405 Method Not Allowed", b"method not allowed\n")
+        try:
+            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        except ValueError:
+            return serving.text(start_response, "400 Bad Request", b"bad content length\n")
+        timestamp, signature = (
+            environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+            environ.get("HTTP_X_SLACK_SIGNATURE"),
+        )
+        if verifier is not None and not verifier.is_valid(raw, timestamp, signature):
+            return serving.text(start_response, "401 Unauthorized", b"invalid signature\n")
+        if not _parses(raw, environ.get("CONTENT_TYPE") or ""):
+            log.info("http: a signed request whose body does not parse (%d bytes)", len(raw))
+            return serving.text(start_response, "400 Bad Request", b"malformed body\n")
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(raw), str(len(raw))
+        return handler(environ, start_response)
+
+    return route
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
+def _parses(raw: bytes, content_type: str) -> bool:
+    """Whether Bolt can read the body: JSON, or a form whose `payload` (if any) is a JSON object."""
+    try:
+        body = raw.decode("utf-8")
+        if "application/json" in content_type or body.startswith("{"):
+            return isinstance(json.loads(body), dict)
+        form = parse_qs(body, strict_parsing=bool(body))
+        payload = form.get("payload")
+        return payload is None or isinstance(json.loads(payload[0]), dict)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError among them
+        return False
 
 
-def http_server(app: App, port: int, host: str = "0.0.0.0", metrics: Metrics | None = None) -> WSGIServer:
-    """Slack requests on /slack/events (Bolt verifies the signature), /healthz for probes, and with
-    `metrics` the Prometheus exposition on /metrics."""
-    slack = SlackRequestHandler(app, path=EVENTS_PATH)
+def http_routes(app: App, settings: Settings, metrics: Metrics | None = None) -> dict[str, WSGIApp]:
+    """The HTTP mode's routes, path -> WSGI app; another endpoint is one more entry."""
+    secret = settings.signing_secret.get_secret_value() if settings.signing_secret else None
+    routes: dict[str, WSGIApp] = {
+        EVENTS_PATH: slack_route(app, secret),
+        "/healthz": serving.health(lambda: {"mode": "http"}),
+    }
+    if metrics is not None:
+        routes["/metrics"] = serving.metrics_route(metrics.exposition, CONTENT_TYPE_LATEST)
+    return routes
 
-    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
-        if path == "/healthz" and method in ("GET", "HEAD"):
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [b'{"status": "ok", "mode": "http"}']
-        if path == "/metrics" and method in ("GET", "HEAD") and metrics is not None:
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-            return [metrics.exposition()]
-        return slack(environ, start_response)
 
-    return make_server(host, port, wsgi, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+def http_server(
+    app: App,
+    settings: Settings,
+    port: int,
+    host: str = "0.0.0.0",
+    metrics: Metrics | None = None,
+    *,
+    routes: dict[str, WSGIApp] | None = None,
+) -> HttpServer:
+    """Slack requests on /slack/events (signature checked), /healthz for probes, and with `metrics`
+    the Prometheus exposition on /metrics; `routes` adds or replaces paths."""
+    table = {**http_routes(app, settings, metrics), **(routes or {})}
+    return HttpServer(serving.router(table), port, host)
 
 
 def serve(
@@ -135,6 +193,7 @@ def serve(
     say: Any = log.info,
 ) -> None:
     """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
+    from bot.alerts.receiver import alert_routes
     from bot.exporter import start_beside
     from bot.observability import serve_observability
     from bot.scheduler import start_scheduler
@@ -145,9 +204,12 @@ def serve(
     except BoltError as exc:  # auth.test refused the token, or Slack could not be reached
         raise SettingsError(f"Slack did not accept SLACK_BOT_TOKEN: {exc}") from None
     mode = "socket" if settings.socket_mode else "http"
+    routes = alert_routes(services, app.client)
     observability = None
     if metrics_port:
-        observability = serve_observability(services.metrics, metrics_port, health=lambda: {"mode": mode})
+        observability = serve_observability(
+            services.metrics, metrics_port, health=lambda: {"mode": mode}, routes=routes
+        )
     scheduler = start_scheduler(readiness, app.client, services.metrics)
     exporter = start_beside(readiness, services.metrics) if metrics_port else None
     try:
@@ -155,14 +217,12 @@ def serve(
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             say("lsready serve: Socket Mode")
-            SocketModeHandler(app, settings.app_token.get_secret_value()).start()  # type: ignore[union-attr]
+            token = settings.app_token.get_secret_value()  # type: ignore[union-attr]
+            SocketModeHandler(app, token, ping_interval=SOCKET_PING_INTERVAL_S).start()
         else:
-            server = http_server(app, port, host, services.metrics)
-            say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH}")
-            try:
-                server.serve_forever()
-            finally:
-                server.server_close()
+            server = http_server(app, settings, port, host, services.metrics, routes=routes)
+            say(f"lsready serve: HTTP on {host}:{server.server_port}{EVENTS_PATH} (waitress)")
+            server.serve_forever()
     finally:
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -447,6 +447,72 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 
 
+# Preflight exit codes: 0 ready (warnings included), 1 not ready, 3 could not tell.
+PREFLIGHT_EXIT = {"ready": 0, "ready_with_warnings": 0, "not_ready": 1, "inconclusive": 3}
+
+
+@cli.command("preflight")
+@click.option("--target", metavar="NAME", help="Configured target (default: default_target).")
+@click.option("--values", "values_file", metavar="FILE", help="The values file the upgrade will use (-f).")
+@click.option("--current-values", metavar="FILE",
+              help="`helm get values` output to compare with (default: the deployed objects).")  # fmt: skip
+@click.option("--to", "to_version", metavar="CHART_VERSION", help="The chart version to upgrade to.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def preflight_cmd(ctx: click.Context, target: str | None, values_file: str | None, current_values: str | None,
+                  to_version: str | None, fmt: str) -> None:  # fmt: skip
+    """Before `helm upgrade`, read-only: exit 0 ready, 1 not ready, 3 could not tell."""
+    from bot.render.preflight import render_preflight
+    from runbooks.preflight import check_version, load_values, preflight
+
+    config = _config(ctx)
+    result = preflight(
+        config, target, to_version=check_version(to_version) if to_version else None,
+        new_values=load_values(values_file) if values_file else None, values_name=values_file,
+        current_values=load_values(current_values) if current_values else None,
+    )  # fmt: skip
+    if _has_store(config):
+        _readiness(ctx).audit.record(_actor(), "preflight", target=result.target, detail=result.verdict.value)
+    click.echo(render_preflight(result, fmt), nl=False)
+    ctx.exit(PREFLIGHT_EXIT[result.verdict.value])
+
+
+@cli.command("bundle")
+@click.option("--target", metavar="NAME", help="Configured target (default: default_target).")
+@click.option(
+    "--out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (.tar.gz or .zip; default lsready-bundle-<target>-<time>.tar.gz).",
+)
+@click.option(
+    "--since", default="24h", show_default=True, metavar="DURATION", help="Logs and query stats since."
+)
+@click.option("--no-logs", is_flag=True, help="Leave container logs out.")
+@click.option("--max-size", default="50MB", show_default=True, metavar="SIZE", help="Cap on the archive.")
+@click.option("--deadline", type=click.FloatRange(5, 3600), default=120, show_default=True, metavar="SECONDS")
+@click.option("--keep-emails", is_flag=True, help="Do not mask email addresses.")
+@click.pass_context
+def bundle_cmd(ctx: click.Context, target: str | None, out: Path | None, since: str, no_logs: bool,
+               max_size: str, deadline: float, keep_emails: bool) -> None:  # fmt: skip
+    """Collect a redacted, size-bounded support bundle for LangSmith support; exit 1 when partial."""
+    from runbooks.bundle import BundleOptions, build_bundle, parse_size, summary_line
+
+    config = _config(ctx)
+    since_s = int(parse_duration(since).total_seconds())
+    opts = BundleOptions(since_s=since_s, logs=not no_logs, max_bytes=parse_size(max_size),
+                         deadline_s=deadline, keep_emails=keep_emails)  # fmt: skip
+    bundle = build_bundle(config, target, opts, out)
+    if _has_store(config):
+        _readiness(ctx).audit.record(
+            _actor(), "bundle", target=bundle.manifest["target"], detail=str(bundle.path)
+        )
+    click.echo(f"{bundle.path}: {summary_line(bundle)}")
+    for line in bundle.manifest["missing"]:
+        click.echo(f"  missing {line}", err=True)
+    ctx.exit(EXIT_OK if bundle.manifest["complete"] else EXIT_FINDINGS)
+
+
 @cli.command("snapshot-commands")
 @click.option("--namespace", default="langsmith", show_default=True)
 @click.option("--dir", "directory", default="lsready-snapshot", show_default=True)

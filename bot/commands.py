@@ -28,6 +28,7 @@ class Check:
 @dataclass(frozen=True)
 class Status:
     target: str | None = None
+    private: bool = False  # `status me`: answered only to the caller
     action = "status"
 
 
@@ -48,24 +49,36 @@ class Digest:
 
 
 @dataclass(frozen=True)
+class Preflight:
+    target: str | None = None
+    to: str | None = None  # the chart version to upgrade to
+    action = "preflight"
+
+
+@dataclass(frozen=True)
 class Help:
     problem: str | None = None
     suggestion: str | None = None
     action = "help"
 
 
-Command = Triage | Check | Status | Ack | Digest | Help
+Command = Triage | Check | Status | Ack | Digest | Preflight | Help
+# A command whose access rule is another's: the preflight only reads, like a check.
+ACCESS = {"preflight": "check"}
 
 # Usage line and one-line description per subcommand, in the order help shows them.
 USAGE: dict[str, tuple[str, str]] = {
     "triage": ("triage [target] [runbook]", "run an incident runbook, live, step by step"),
     "check": ("check [section|item-id] [target]", "run the readiness checks and post the report"),
-    "status": ("status [target]", "score buckets and failing required items"),
+    "status": ("status [target] [me]", "score buckets and failing required items (`me`: only to you)"),
     "ack": ("ack <item-id> [note] [for 30d]", "acknowledge a manual checklist item"),
     "digest": ("digest [target]", "preview the weekly readiness digest"),
+    "preflight": ("preflight [target] [chart-version]", "is a helm upgrade safe? live, step by step"),
     "help": ("help", "this list"),
 }
 
+MAX_WORD = 100  # no target, section, item id or runbook is longer
+PRIVATE = ("me", "private")  # `status me`: the answer goes only to the caller
 _EXPIRY = re.compile(r"\s+for\s+(\d+\s*[a-z]*)\s*$", re.I)
 _SLACK_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|[^>]*)?>")
 
@@ -102,20 +115,31 @@ def parse(text: str, *, targets: Collection[str] = (), runbooks: Collection[str]
     if not words:
         return Help()
     head, args = words[0].lower(), words[1:]
+    if head != "ack":  # an ack's note may be long; any other word is a name or an id
+        for arg in args:
+            if len(arg) > MAX_WORD:
+                raise UsageError(
+                    f"`{arg[:30]}…` ({len(arg)} characters) is too long to be a target, section or id."
+                )
     if head not in USAGE:
         raise UsageError(f"`{words[0]}` is not a command.", _closest(head, USAGE))
     if head == "help":
         return Help()
     if head == "ack":
         return _ack(clean(text).split(None, 1)[1] if args else "", targets)
+    if head == "preflight":
+        return _preflight(args, targets)
     if head == "triage":
         return _triage(args, targets, runbooks)
     if head == "check":
         return _check(args, targets)
+    private = head == "status" and any(a.lower() in PRIVATE for a in args)
+    if private:
+        args = [a for a in args if a.lower() not in PRIVATE]
     if len(args) > 1:
         raise UsageError(f"`{head}` takes at most a target: `{USAGE[head][0]}`.")
     target = (_name(args[0], targets) or args[0]) if args else None
-    return Status(target) if head == "status" else Digest(target)
+    return Status(target, private) if head == "status" else Digest(target)
 
 
 def parse_ack(text: str, *, targets: Collection[str] = ()) -> Ack:
@@ -161,6 +185,24 @@ def _check(args: list[str], targets: Collection[str]) -> Check:
     selector = args[0] if args else None
     target = (_name(args[1], targets) or args[1]) if len(args) == 2 else None
     return Check(selector, target)
+
+
+_VERSION = re.compile(r"^\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?$")
+
+
+def _preflight(args: list[str], targets: Collection[str]) -> Preflight:
+    if len(args) > 2:
+        raise UsageError(f"`preflight` takes a target and a chart version: `{USAGE['preflight'][0]}`.")
+    target = to = None
+    for arg in args:
+        version = arg.removeprefix("langsmith-").removeprefix("v")
+        if to is None and _VERSION.match(version) and not _name(arg, targets):
+            to = version
+        elif target is None:
+            target = _name(arg, targets) or arg
+        else:
+            raise UsageError(f"'{arg}' is not a chart version like 0.17.2: `{USAGE['preflight'][0]}`.")
+    return Preflight(target, to)
 
 
 def _ack(rest: str, targets: Collection[str]) -> Ack:

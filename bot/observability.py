@@ -6,11 +6,8 @@ Prometheus can alert on a readiness regression from `lsready_readiness_score_per
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from bot import serving
+from bot.serving import HttpServer, WSGIApp
 from checks.runner import Report
 
 
@@ -61,6 +60,10 @@ class Metrics:
             ["target"],
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "lsready_alert_notifications", "Alertmanager notifications by outcome", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
         self.started = Gauge("lsready_start_time_seconds", "Process start time", registry=self.registry)
         self.started.set(time.time())
         self._extra: list[Callable[[], bytes]] = []
@@ -88,36 +91,25 @@ class Metrics:
     def diagnosis(self, target: str, kind: str) -> None:
         self.diagnoses.labels(target, kind).inc()
 
+    def alert(self, outcome: str) -> None:
+        self.alerts.labels(outcome).inc()
+
     def exposition(self) -> bytes:
         return b"".join([generate_latest(self.registry), *(extra() for extra in self._extra)])
 
 
 def serve_observability(
-    metrics: Metrics, port: int, health: Callable[[], dict[str, object]] | None = None, host: str = "0.0.0.0"
-) -> ThreadingHTTPServer:
-    """Serve /healthz and /metrics on a daemon thread; returns the server (its port may be 0 -> chosen)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/metrics":
-                self._send(200, metrics.exposition(), CONTENT_TYPE_LATEST)
-            elif self.path == "/healthz":
-                body = {"status": "ok", **(health() if health else {})}
-                self._send(200, json.dumps(body).encode(), "application/json")
-            else:
-                self._send(404, b"not found\n", "text/plain")
-
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # scrapes every few seconds would drown the bot's own log
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="observability", daemon=True).start()
-    return server
+    metrics: Metrics,
+    port: int,
+    health: Callable[[], dict[str, object]] | None = None,
+    host: str = "0.0.0.0",
+    routes: Mapping[str, WSGIApp] | None = None,
+) -> HttpServer:
+    """Serve /healthz and /metrics (and any extra `routes`, path -> WSGI app) on a daemon thread;
+    returns the server (its port may be 0 -> chosen)."""
+    table: dict[str, WSGIApp] = {
+        "/healthz": serving.health(health),
+        "/metrics": serving.metrics_route(metrics.exposition, CONTENT_TYPE_LATEST),
+        **(routes or {}),
+    }
+    return HttpServer(serving.router(table), port, host, threads=4).start()

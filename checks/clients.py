@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
-from urllib.parse import unquote, urlsplit
 
+from checks import endpoints
 from checks.config import ClickHouseConfig, PostgresConfig, RedisConfig, TargetConfig
 from checks.errors import LsreadyError, NotConfigured
 
@@ -433,21 +433,20 @@ class ClickHouseSession:
         self.database = cfg.database
         self.cluster = cfg.cluster
         self._send_settings = True
-        parts = urlsplit(cfg.url)
-        if parts.scheme == "chdb":
-            self.client = _chdb_client(parts.path)
+        ep = endpoints.clickhouse(cfg.url)
+        if ep.embedded_path is not None:
+            self.client = _chdb_client(ep.embedded_path)
             self.embedded = True
         else:
             import clickhouse_connect
 
-            secure = parts.scheme == "https"
             self.client = clickhouse_connect.get_client(
-                host=parts.hostname or "localhost",
-                port=parts.port or (8443 if secure else 8123),
-                username=unquote(parts.username) if parts.username else "default",
-                password=unquote(parts.password) if parts.password else "",
+                host=ep.host or "localhost",
+                port=ep.port,
+                username=ep.user,
+                password=ep.password,
                 database=self.database,
-                secure=secure,
+                secure=ep.tls,
                 connect_timeout=timeout_s,
                 send_receive_timeout=timeout_s,
                 autogenerate_session_id=False,

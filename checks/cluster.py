@@ -59,6 +59,7 @@ READ_KINDS: tuple[KindInfo, ...] = (
     KindInfo("persistentvolumeclaims", "", "v1", "namespaced"),
     KindInfo("deployments", "apps", "v1", "namespaced"),
     KindInfo("statefulsets", "apps", "v1", "namespaced"),
+    KindInfo("jobs", "batch", "v1", "namespaced"),
     KindInfo("horizontalpodautoscalers", "autoscaling", "v2", "namespaced"),
     KindInfo("storageclasses", "storage.k8s.io", "v1", "cluster"),
     KindInfo("csidrivers", "storage.k8s.io", "v1", "cluster"),
@@ -70,6 +71,8 @@ READ_KINDS: tuple[KindInfo, ...] = (
     KindInfo("prometheusrules", "monitoring.coreos.com", "v1", "all", crd=True),
 )
 KINDS: dict[str, KindInfo] = {k.plural: k for k in READ_KINDS}
+# Read only for a support bundle (deploy/rbac.yaml grants them too): events, and pod logs by name.
+EVENTS = KindInfo("events", "", "v1", "namespaced")
 
 NOT_INSTALLED_NOTE = "lsreadyNote"  # key of the marker a snapshot writes for a CRD that is not installed
 CHART_NAME = "langsmith"
@@ -126,6 +129,24 @@ class Cluster:
                     self.notes[plural] = note
                 self._cache[plural] = items
             return self._cache[plural]
+
+    def events(self) -> list[dict[str, Any]]:
+        """The namespace's events (core v1), uncached: a support bundle reads them once."""
+        directory = getattr(self._source, "directory", None)
+        if directory is not None and not (directory / "events.json").exists():
+            raise ClusterError(
+                f"snapshot {directory} has no events; add them with `kubectl get events -n {self.namespace} "
+                f"-o json > {directory}/events.json`"
+            )
+        items, _ = self._source.list(EVENTS, self.namespace)
+        return [i for i in items if _meta(i).get("namespace", self.namespace) == self.namespace]
+
+    def log(self, pod: str, container: str, *, since_s: int, tail_lines: int, previous: bool = False) -> str:
+        """A container's log (newest `tail_lines` of the last `since_s` seconds), or its previous one's."""
+        read = getattr(self._source, "log", None)
+        if read is None:
+            raise ClusterError(f"{self.source} holds no container logs; only the live API serves them")
+        return str(read(self.namespace, pod, container, since_s, tail_lines, previous))
 
     def close(self) -> None:
         """Release the source's connections (the live API client); a snapshot has none."""
@@ -207,6 +228,45 @@ class _ApiSource:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items, None
+
+    def log(
+        self, namespace: str, pod: str, container: str, since_s: int, tail_lines: int, previous: bool
+    ) -> str:
+        import urllib3
+
+        query: list[tuple[str, Any]] = [("container", container), ("tailLines", tail_lines)]
+        query.append(("previous", "true") if previous else ("sinceSeconds", max(1, since_s)))
+        which = "previous log" if previous else "log"
+        method, url, headers, _, _ = self.api.param_serialize(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+            query_params=query,
+            header_params={"Accept": "text/plain"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(method, url, header_params=headers, _request_timeout=self.timeout_s)
+            body = response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(
+                f"Kubernetes API {self.api.configuration.host} did not send the {which} of {pod}/{container} "
+                f"within {self.timeout_s:g} s ({exc.__class__.__name__})"
+            ) from None
+        if response.status == 403:
+            raise ClusterError(
+                f"Kubernetes API denied verb 'get' on pods/log in namespace '{namespace}' (403 Forbidden); "
+                "grant it with deploy/rbac.yaml"
+            )
+        if response.status != 200:
+            try:
+                message = json.loads(body).get("message") or ""
+            except (ValueError, AttributeError):
+                message = ""
+            raise ClusterError(
+                f"Kubernetes API answered {response.status} to the {which} of {pod}/{container}"
+                + (f": {message[:200]}" if message else "")
+            )
+        return body.decode("utf-8", errors="replace")
 
     def _get(self, kind: KindInfo, namespace: str, query: list[tuple[str, Any]]) -> dict[str, Any] | None:
         import urllib3

@@ -9,6 +9,7 @@ scalars, so `true` and `5` keep their types.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -17,12 +18,13 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from checks import endpoints
 from checks.errors import ConfigError, UnknownTarget
 from checks.secrets import Redactor, url_password
 
 ENV_PREFIX = "LSREADY_"
 # Variables with the prefix that are not config keys.
-ENV_RESERVED = {"LSREADY_CONFIG", "LSREADY_DATA_DIR"}
+ENV_RESERVED = {"LSREADY_CONFIG", "LSREADY_DATA_DIR", "LSREADY_ALERTMANAGER_TOKEN"}
 ENV_RESERVED_PREFIXES = ("LSREADY_TEST_",)
 DEFAULT_PATH = "lsready.yaml"
 
@@ -71,14 +73,7 @@ class ClickHouseConfig(_Strict):
 
     @property
     def database(self) -> str:
-        parts = urlsplit(self.url)
-        if parts.scheme == "chdb":
-            return dict(_query_pairs(parts.query)).get("database", "default")
-        return parts.path.strip("/") or "default"
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    return [tuple(p.split("=", 1)) for p in query.split("&") if "=" in p]  # type: ignore[misc]
+        return endpoints.clickhouse(self.url).database
 
 
 class KubernetesConfig(_Strict):
@@ -129,6 +124,11 @@ class QueueEndpointsConfig(_Strict):
         return None if v is None else _check_url(v, ("http", "https"), "queue endpoint")
 
 
+class PreflightConfig(_Strict):
+    values: str | None = None  # the values file the next `helm upgrade -f` will use
+    current_values: str | None = None  # `helm get values` output; unset: read the deployed objects
+
+
 class TargetConfig(_Strict):
     redis: RedisConfig | None = None
     postgres: PostgresConfig | None = None
@@ -137,6 +137,7 @@ class TargetConfig(_Strict):
     blob: BlobConfig | None = None
     langsmith: LangSmithConfig | None = None
     queue_endpoints: QueueEndpointsConfig | None = None
+    preflight: PreflightConfig | None = None
 
 
 class Timeouts(_Strict):
@@ -188,11 +189,44 @@ class AccessRule(_Strict):
     channels: list[str] = Field(default_factory=list)  # channel ids (C...) where anyone may do it
 
 
+SlackAction = Literal["triage", "check", "status", "ack", "digest", "bundle", "silence"]
+
+
 class SlackConfig(_Strict):
     # An action without a rule is open to everyone in the workspace.
-    access: dict[Literal["triage", "check", "status", "ack", "digest"], AccessRule] = Field(
-        default_factory=dict
-    )
+    access: dict[SlackAction, AccessRule] = Field(default_factory=dict)
+
+
+class AlertRoute(_Strict):
+    """Alerts whose labels (alertname too) equal every `match` pair go to this runbook, target, channel."""
+
+    match: dict[str, str] = Field(default_factory=dict)
+    runbook: str | None = None
+    target: str | None = None
+    channel: str | None = None
+
+
+class AlertsConfig(_Strict):
+    routes: list[AlertRoute] = Field(default_factory=list)  # first match wins
+    channel: str | None = None  # Slack channel id for alerts no route sends elsewhere
+    retriage_after: str = "15m"  # a repeat notification triages again once the last triage is this old
+    alertmanager_url: str | None = None  # set: Silence buttons create silences through its v2 API
+
+    @field_validator("retriage_after", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> str:
+        if not re.fullmatch(r"\d+[smh]", str(v).strip()):
+            raise ValueError(f"'{v}' is not a duration; use seconds, minutes or hours like 90s, 15m, 1h")
+        return str(v).strip()
+
+    @field_validator("alertmanager_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v, ("http", "https"), "Alertmanager")
+
+    @property
+    def retriage_after_s(self) -> int:
+        return int(self.retriage_after[:-1]) * {"s": 1, "m": 60, "h": 3600}[self.retriage_after[-1]]
 
 
 class ExporterConfig(_Strict):
@@ -210,11 +244,15 @@ class Config(_Strict):
     digest: DigestConfig = Field(default_factory=DigestConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _default_exists(self) -> Config:
         if self.default_target and self.default_target not in self.targets:
             raise ValueError(f"default_target '{self.default_target}' is not one of targets")
+        for n, route in enumerate(self.alerts.routes):
+            if route.target is not None and route.target not in self.targets:
+                raise ValueError(f"alerts.routes[{n}].target '{route.target}' is not one of targets")
         return self
 
     def target(self, name: str | None) -> tuple[str, TargetConfig]:
@@ -243,6 +281,7 @@ class Config(_Strict):
             if target.blob is not None:
                 redactor.add(target.blob.secret_access_key)
                 redactor.add(url_password(target.blob.endpoint_url))
+        redactor.add(url_password(self.alerts.alertmanager_url))
         return redactor
 
 

@@ -12,16 +12,15 @@ backend does not collect threads run after run.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from checks.clients import Clients, ProbeThread, describe, waiting_on
-from checks.errors import NotConfigured
+from checks.clients import Clients
+from checks.execution import no_answer, run_probe, settled
 from checks.model import Attestation, Evidence, Item, Kind, Result, Status
 from checks.registry import Catalog
 from checks.score import Score, score
@@ -49,61 +48,6 @@ class Report:
             "results": [r.to_dict() for r in self.results],
             "score": self.score.to_dict(),
         }
-
-
-class ProbeFuture(Future[Evidence]):
-    """A probe's future, with the thread that runs it."""
-
-    thread: threading.Thread | None = None
-
-
-def run_probe(fn: Callable[..., Evidence], clients: Clients, params: Mapping[str, Any]) -> Future[Evidence]:
-    """Start one probe on a daemon thread; the future carries its Evidence or its exception."""
-    future: ProbeFuture = ProbeFuture()
-
-    def work() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
-        try:
-            future.set_result(fn(clients, params))
-        except BaseException as exc:
-            future.set_exception(exc)
-
-    future.thread = ProbeThread(target=work, name=f"probe-{getattr(fn, '__name__', 'probe')}", daemon=True)
-    future.thread.start()
-    return future
-
-
-def reason(exc: BaseException) -> str:
-    """A short, single-line explanation of why a probe could not tell."""
-    return describe(exc)
-
-
-def no_answer(limit_s: float, future: Future[Any] | None = None) -> str:
-    """Why a probe still running at its limit is `unknown`: what it waits for, when a client knows."""
-    what = waiting_on(getattr(future, "thread", None))
-    if what:
-        return f"No answer within {limit_s:g} s: still waiting for {what}."
-    return f"No answer within {limit_s:g} s; the backend is slow or unreachable."
-
-
-def settled(
-    future: Future[Evidence], limit_s: float, *, to: str = "check this item", name: str = "a probe"
-) -> Evidence:
-    """The Evidence of a finished probe, or `unknown` with the reason it could not tell.
-
-    Only a bare TimeoutError, what waiting on a future raises, reads as "no answer": a probe's own
-    socket timeout (also a TimeoutError) is reported with its message like any other error.
-    """
-    exc = future.exception(timeout=0)
-    if exc is None:
-        return future.result(timeout=0)
-    if isinstance(exc, NotConfigured):
-        return Evidence(Status.UNKNOWN, f"{exc}; add it to the config to {to}.")
-    if type(exc) is TimeoutError and not exc.args:
-        return Evidence(Status.UNKNOWN, no_answer(limit_s))
-    log.debug("%s failed", name, exc_info=exc)
-    return Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")
 
 
 def run_checks(

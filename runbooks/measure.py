@@ -23,6 +23,7 @@ from typing import Any
 
 from checks.clients import Clients
 from checks.errors import LsreadyError
+from checks.execution import reason, run_probe
 from checks.model import Evidence, Status
 from checks.probes.clickhouse import (
     disk_usage_by_replica,
@@ -36,7 +37,6 @@ from checks.probes.clickhouse import (
 from checks.probes.common import grade_above, grade_high, human_bytes, human_duration, pct, worst
 from checks.probes.published_queues import NoEndpoints, disagreements, read_published
 from checks.probes.redis import QueueDepth, queue_depths
-from checks.runner import reason, run_probe
 
 PROBE_TAG = "triage"  # ClickHouse queries start with `-- lsready:triage`
 

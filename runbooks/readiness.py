@@ -21,6 +21,7 @@ from checks.model import Attestation, Item
 from checks.registry import Catalog
 from checks.runner import Report
 from storage.acks import Ack, AckStore
+from storage.alerts import AlertThreads
 from storage.audit import Audit
 from storage.db import open_db, utcnow
 from storage.digests import DigestLog
@@ -105,6 +106,10 @@ class Readiness:
     @property
     def digests(self) -> DigestLog:
         return DigestLog(self.db, self.clock)
+
+    @property
+    def alert_threads(self) -> AlertThreads:
+        return AlertThreads(self.db, self.clock)
 
     def target_name(self, target: str | None) -> str:
         return self.config.target(target)[0]

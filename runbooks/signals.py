@@ -19,6 +19,7 @@ from typing import Any
 from checks.clients import Clients
 from checks.config import Config
 from checks.engine import check
+from checks.execution import reason, run_probe
 from checks.model import Attestation
 from checks.probes.clickhouse import (
     DiskUse,
@@ -38,7 +39,7 @@ from checks.probes.published_queues import (
 )
 from checks.probes.redis import QueueDepth, queue_depths
 from checks.registry import Catalog
-from checks.runner import Report, reason, run_probe
+from checks.runner import Report
 from runbooks.definitions import RUNBOOKS
 from runbooks.triage import resolve_thresholds
 

@@ -23,9 +23,9 @@ from checks.cluster import CHART_NAME
 from checks.config import Config, TargetConfig
 from checks.engine import catalog_for
 from checks.errors import LsreadyError
+from checks.execution import run_probe, settled
 from checks.model import Evidence, Status
 from checks.registry import Catalog
-from checks.runner import run_probe, settled
 from checks.secrets import Redactor
 from runbooks.definitions import RUNBOOKS, SIGNALS
 from runbooks.engine import RunbookError, diagnose, next_step, validate

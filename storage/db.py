@@ -75,6 +75,38 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (ack_id, kind)
         )""",
     ],
+    [  # 3: effects done once: a Slack retry or a resubmission finds its key and writes nothing
+        """CREATE TABLE effects (
+            key TEXT PRIMARY KEY,
+            at TEXT NOT NULL
+        )""",
+    ],
+    [  # 4: one Slack thread per open Alertmanager alert group
+        """CREATE TABLE alert_threads (
+            id INTEGER PRIMARY KEY,
+            group_key TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            message_ts TEXT,
+            target TEXT NOT NULL,
+            runbook TEXT NOT NULL,
+            alertname TEXT NOT NULL,
+            severity TEXT NOT NULL DEFAULT '',
+            summary TEXT NOT NULL DEFAULT '',
+            group_labels TEXT NOT NULL DEFAULT '{}',
+            external_url TEXT NOT NULL DEFAULT '',
+            started_at TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            notifications INTEGER NOT NULL DEFAULT 1,
+            firing INTEGER NOT NULL DEFAULT 0,
+            triaged_at TEXT,
+            diagnosis TEXT,
+            snapshot TEXT,
+            resolved_at TEXT
+        )""",
+        # Alertmanager HA pairs deliver each notification twice: only one open thread per group.
+        "CREATE UNIQUE INDEX alert_threads_open ON alert_threads (group_key) WHERE resolved_at IS NULL",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -3,8 +3,12 @@
 `FakeKubeAPI` serves list endpoints (core `/api/v1/...`, grouped `/apis/<g>/<v>/...`, namespaced,
 all-namespaces and cluster-scoped) from an in-memory object set on a loopback port, pages with
 `limit`/`continue`, answers 404 for kinds that are not installed and 403 for forbidden ones, and
-records every request. `chart_defaults()` and `production()` return the objects of a LangSmith
-release as `helm install` with default values leaves it, and as a production install would be.
+records every request. Events are one more kind (`event()` builds one); container logs are served
+from `logs` on `/api/v1/namespaces/<ns>/pods/<pod>/log` with `container`, `previous`,
+`sinceSeconds`, `tailLines`, `limitBytes` and `timestamps`, answering as the API does for an unknown
+pod (404), container or missing previous container (400). `chart_defaults()` and `production()`
+return the objects of a LangSmith release as `helm install` with default values leaves it, and as a
+production install would be.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import copy
 import json
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -83,12 +88,19 @@ class Request:
     namespace: str | None
 
 
+# (pod, container, previous) -> lines as (time written, text), oldest first
+Logs = dict[tuple[str, str, bool], list[tuple[datetime, str]]]
+
+
 class FakeKubeAPI:
     """Serves `objects` over HTTP on 127.0.0.1; plurals absent from `objects` are not installed (404)."""
 
-    def __init__(self, objects: Objects, forbidden: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, objects: Objects, forbidden: frozenset[str] = frozenset(), logs: Logs | None = None
+    ) -> None:
         self.objects = objects
-        self.forbidden = forbidden
+        self.forbidden = forbidden  # plurals, or "pods/log"
+        self.logs: Logs = logs or {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -120,6 +132,8 @@ class FakeKubeAPI:
         url = urlsplit(h.path)
         if h.headers.get("Authorization") != f"Bearer {TOKEN}":
             return _reply(h, 401, _status(401, "Unauthorized"))
+        if url.path.endswith("/log"):
+            return self._serve_log(h, url.path, parse_qs(url.query))
         parsed = _parse(url.path)
         if parsed is None:
             return _reply(h, 404, _status(404, "NotFound"))
@@ -149,6 +163,54 @@ class FakeKubeAPI:
             "items": page,
         }
         _reply(h, 200, body)
+
+    def _serve_log(self, h: BaseHTTPRequestHandler, path: str, query: dict[str, list[str]]) -> None:
+        parts = [p for p in path.split("/") if p]  # api v1 namespaces <ns> pods <pod> log
+        if len(parts) != 7 or parts[:3] != ["api", "v1", "namespaces"] or parts[4] != "pods":
+            return _reply(h, 404, _status(404, "NotFound"))
+        namespace, name = parts[3], parts[5]
+        with self._lock:
+            self.requests.append(Request(path, "", "pods/log", "get", namespace))
+        if "pods/log" in self.forbidden:
+            message = f'pods "{name}" is forbidden: User "lsready" cannot get resource "pods/log"'
+            return _reply(h, 403, _status(403, "Forbidden", message))
+        found = next(
+            (
+                p
+                for p in self.objects.get("pods", [])
+                if p["metadata"]["name"] == name and p["metadata"].get("namespace") == namespace
+            ),
+            None,
+        )
+        if found is None:
+            return _reply(h, 404, _status(404, "NotFound", f'pods "{name}" not found'))
+        containers = [c["name"] for c in (found.get("spec") or {}).get("containers", [])]
+        container = query.get("container", [containers[0] if len(containers) == 1 else ""])[0]
+        if container not in containers:
+            message = f"container {container} is not valid for pod {name}"
+            return _reply(h, 400, _status(400, "BadRequest", message))
+        previous = query.get("previous", ["false"])[0] == "true"
+        lines = self.logs.get((name, container, previous))
+        if previous and lines is None:
+            message = f'previous terminated container "{container}" in pod "{name}" not found'
+            return _reply(h, 400, _status(400, "BadRequest", message))
+        lines = list(lines or [])
+        if "sinceSeconds" in query:
+            cutoff = datetime.now(UTC) - timedelta(seconds=int(query["sinceSeconds"][0]))
+            lines = [(t, text) for t, text in lines if t >= cutoff]
+        if "tailLines" in query:
+            lines = lines[-int(query["tailLines"][0]) :] if int(query["tailLines"][0]) else []
+        stamp = query.get("timestamps", ["false"])[0] == "true"
+        data = "".join(
+            (f"{t.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} " if stamp else "") + text + "\n" for t, text in lines
+        ).encode()
+        if "limitBytes" in query:
+            data = data[: int(query["limitBytes"][0])]
+        h.send_response(200)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
 
 
 def _parse(path: str) -> tuple[str, str, str, str | None, str | None] | None:
@@ -191,6 +253,75 @@ def _reply(h: BaseHTTPRequestHandler, code: int, body: dict[str, Any]) -> None:
     h.wfile.write(data)
 
 
+# -- events and pods with containers, as the API returns them ------------------------------------
+
+
+def event(
+    name: str,
+    reason: str,
+    message: str,
+    involved: tuple[str, str],
+    *,
+    at: datetime,
+    type_: str = "Warning",
+    count: int = 1,
+    namespace: str = NS,
+) -> dict[str, Any]:
+    """A core v1 Event about `involved` (kind, name), last seen `at`."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": namespace, "creationTimestamp": stamp},
+        "involvedObject": {"kind": involved[0], "name": involved[1], "namespace": namespace},
+        "reason": reason,
+        "message": message,
+        "type": type_,
+        "count": count,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "source": {"component": "kubelet"},
+    }
+
+
+def running_pod(
+    name: str,
+    containers: dict[str, int],
+    *,
+    env: dict[str, str] | None = None,
+    last_reason: str = "OOMKilled",
+    namespace: str = NS,
+) -> dict[str, Any]:
+    """A Running pod of the chart whose containers restarted as many times as `containers` says."""
+    statuses = []
+    for container, restarts in containers.items():
+        status: dict[str, Any] = {
+            "name": container,
+            "ready": True,
+            "restartCount": restarts,
+            "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+        }
+        if restarts:
+            status["lastState"] = {"terminated": {"reason": last_reason, "exitCode": 137}}
+        statuses.append(status)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(CHART_LABELS)},
+        "spec": {
+            "containers": [
+                {"name": c, "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}
+                for c in containers
+            ]
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": statuses,
+        },
+    }
+
+
 # -- wiring for tests -------------------------------------------------------------------------------
 
 
@@ -205,6 +336,12 @@ class Servers:
         api = FakeKubeAPI(objects, **kwargs)
         self.started.append(api)
         return api
+
+    def live_section(self, objects: Objects, **kwargs: Any) -> tuple[FakeKubeAPI, dict[str, Any]]:
+        """A started server and the `kubernetes` config section that reads it (kwargs: logs, forbidden)."""
+        api = self.start(objects, **kwargs)
+        path = api.kubeconfig(self.tmp_path / f"kubeconfig-live-{len(self.started)}")
+        return api, {"kubeconfig": str(path), "namespace": NS}
 
     def kubernetes_section(self, objects: Objects, source: str, **extra: Any) -> dict[str, Any]:
         """The `kubernetes` config section reading `objects` from a live fake API or a snapshot dir."""

@@ -3,7 +3,9 @@
 The fake listens on 127.0.0.1 port 0, records every call (method and arguments, from the query
 string, a form or JSON body), and answers like Slack: a `ts` for posted messages, the posted
 message's metadata back from conversations.replies, an upload URL on itself for files_upload_v2,
-members for usergroups.users.list. Response URLs (`respond`) and uploads land here too.
+members for usergroups.users.list, a Socket Mode URL for apps.connections.open (with a
+`socket_mode` endpoint set). Response URLs (`respond`) and uploads land here too. A method can be
+made slow (`delays`: Slack having a bad day) or fail (`errors`); `release` lets slowed calls answer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ BOT_USER, BOT_ID, TEAM = "UBOT000001", "BBOT000001", "T0000001"
 class Call:
     method: str
     args: dict[str, Any]
-    at: float = field(default_factory=time.monotonic)
+    at: float = field(default_factory=time.monotonic)  # when the request arrived
+    answered: float | None = None  # when the answer was sent (after any delay)
 
 
 def _loads(value: Any) -> Any:
@@ -53,6 +56,9 @@ class FakeSlack:
         self.uploads: dict[str, bytes] = {}
         self.errors: dict[str, str] = {}  # method -> Slack error code to answer with
         self.posted: list[tuple[str, str]] = []  # (channel, ts) of each chat.postMessage, in order
+        self.delays: dict[str, float] = {}  # method -> seconds it takes to answer (Slack having a bad day)
+        self._released = threading.Event()  # set: slowed methods answer at once from now on
+        self.socket_mode: Any = None  # a FakeSocketMode: apps.connections.open hands out its URLs
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         fake = self
@@ -86,6 +92,7 @@ class FakeSlack:
         self._thread.start()
 
     def close(self) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
 
@@ -136,17 +143,38 @@ class FakeSlack:
             self._record("respond", {"url": path, **args})
             return 200, b"ok"
         method = path.removeprefix("/api/")
-        self._record(method, args)
-        if method in self.errors:
-            return 200, {"ok": False, "error": self.errors[method]}
-        return 200, {"ok": True, **self._answer(method, args)}
+        call = self._record(method, args)
+        if self.delays.get(method):
+            self._released.wait(self.delays[method])
+        try:
+            if method in self.errors:
+                return 200, {"ok": False, "error": self.errors[method]}
+            return 200, {"ok": True, **self._answer(method, args)}
+        finally:
+            call.answered = time.monotonic()
 
-    def _record(self, method: str, args: dict[str, Any]) -> None:
+    def _record(self, method: str, args: dict[str, Any]) -> Call:
+        call = Call(method, args)
         with self._lock:
-            self.calls.append(Call(method, args))
+            self.calls.append(call)
+        return call
+
+    def release(self) -> None:
+        """Slowed methods answer at once from now on (and those waiting, now)."""
+        self._released.set()
+
+    def first_answer(self, method: str) -> float:
+        """When the first answer to `method` was sent (inf while none has been)."""
+        with self._lock:
+            done = [c.answered for c in self.calls if c.method == method and c.answered is not None]
+        return min(done, default=float("inf"))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         n = next(self._seq)
+        if method == "apps.connections.open":
+            if self.socket_mode is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"url": self.socket_mode.url()}
         if method == "auth.test":
             return {
                 "user_id": BOT_USER,
@@ -210,6 +238,7 @@ class Reply:
     status: int
     body: str
     elapsed: float
+    done: float = field(default_factory=time.monotonic)  # when the response had been read
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -229,17 +258,19 @@ def send(
     timestamp: float | None = None,
     signature: str | None = None,
     omit: tuple[str, ...] = (),
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     """POST a body signed the way Slack signs it (or forged, stale, or without headers)."""
     ts = str(int(time.time() if timestamp is None else timestamp))
-    headers = {
+    sent = {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": ts,
         "X-Slack-Signature": signature or sign(body, ts, secret),
+        **(headers or {}),
     }
     for name in omit:
-        headers.pop(name)
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+        sent.pop(name)
+    request = urllib.request.Request(url, data=body.encode(), headers=sent, method="POST")
     t0 = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
@@ -252,6 +283,7 @@ class BotHarness:
     """The real Bolt app on a real socket, pointed at a FakeSlack; use as a context manager."""
 
     def __init__(self, config: Any, db_path: Path, *, usergroups: dict[str, list[str]] | None = None) -> None:
+        from bot.alerts.receiver import alert_routes
         from bot.app import Services, build_app, http_server
         from bot.settings import load_settings
         from runbooks.readiness import Readiness
@@ -267,10 +299,12 @@ class BotHarness:
         )
         self.services = Services(self.readiness)
         self.app = build_app(settings, self.services)
-        self.server = http_server(self.app, 0, "127.0.0.1", self.services.metrics)
+        routes = alert_routes(self.services, self.app.client)  # as `lsready serve` mounts them
+        self.server = http_server(
+            self.app, settings, 0, "127.0.0.1", self.services.metrics, routes=routes
+        ).start()
         self.base = f"http://127.0.0.1:{self.server.server_port}"
         self.url = self.base + "/slack/events"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def __enter__(self) -> BotHarness:
         return self
@@ -280,7 +314,7 @@ class BotHarness:
 
     def close(self) -> None:
         self.server.shutdown()
-        self.server.server_close()
+        self.fake.release()  # nothing waits on a slowed method once the test is over
         self.services.pool.shutdown(wait=True)  # no listener may outlive the fake it talks to
         self.fake.close()
 
@@ -353,9 +387,18 @@ class BotHarness:
             }
         return self.interact(payload)
 
-    def submit(self, values: dict[str, Any], private_metadata: str, *, user: str = "U0000001") -> Reply:
+    def submit(
+        self,
+        values: dict[str, Any],
+        private_metadata: str,
+        *,
+        user: str = "U0000001",
+        view_id: str | None = None,
+    ) -> Reply:
+        """A modal submitted; the same `view_id` again is the same modal submitted twice."""
         view = {
-            "id": "V2",
+            "id": view_id or f"V{time.monotonic_ns()}",
+            "hash": "1700000000.abcdef",
             "type": "modal",
             "callback_id": "lsready.ack.modal",
             "private_metadata": private_metadata,
@@ -371,15 +414,17 @@ class BotHarness:
             }
         )
 
-    def event(self, event: dict[str, Any]) -> Reply:
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry: int = 0) -> Reply:
+        """An Events API delivery; `retry` > 0 is Slack delivering the same `event_id` again."""
         body = {
             "token": "x",
             "team_id": TEAM,
             "api_app_id": "A0000001",
             "type": "event_callback",
-            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_id": event_id or f"Ev{time.monotonic_ns()}",
             "event_time": int(time.time()),
             "event": event,
             "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
         }
-        return send(self.url, json.dumps(body), "application/json")
+        retried = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return send(self.url, json.dumps(body), "application/json", headers=retried)

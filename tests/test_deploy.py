@@ -16,6 +16,7 @@ MODELS = {
     "ConfigMap": "V1ConfigMap",
     "PersistentVolumeClaim": "V1PersistentVolumeClaim",
     "NetworkPolicy": "V1NetworkPolicy",
+    "Service": "V1Service",
     "ServiceAccount": "V1ServiceAccount",
     "ClusterRole": "V1ClusterRole",
     "ClusterRoleBinding": "V1ClusterRoleBinding",

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from slack_fake import BotHarness
 
 from bot.actions import TRIAGE_RERUN
-from bot.commands import USAGE, Ack, Check, Digest, Help, Status, Triage, interpret, parse
+from bot.commands import USAGE, Ack, Check, Digest, Help, Preflight, Status, Triage, interpret, parse
 from bot.listeners.access import ACTIONS
 from bot.render.limits import problems
 from bot.render.slack_help import render_help
@@ -27,7 +27,7 @@ from conftest import make_config
 
 TARGETS = ["prod", "staging"]
 RUNBOOKS = ["trace-visibility", "queue-depth", "merge-pressure", "ingestion-delay"]
-COMMANDS = (Triage, Check, Status, Ack, Digest, Help)
+COMMANDS = (Triage, Check, Status, Ack, Digest, Preflight, Help)
 
 # Words a person (or Slack's wire format) puts in a command: real ones, near misses and noise.
 WORDS = [*USAGE, *TARGETS, *RUNBOOKS, "redis", "clickhouse", "1", "11", "signoff", "diag.har_capture",

@@ -68,3 +68,25 @@ def test_the_scheduled_digest_feeds_the_score_gauges(served, tmp_path):
         slack.close()
     _, body = _get(base + "/metrics")
     assert 'lsready_readiness_score_percent{target="prod"}' in body
+
+
+def test_an_extra_route_is_one_entry_and_unknown_paths_are_404():
+    import urllib.error
+
+    def hello(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("202 Accepted", [("Content-Type", "text/plain")])
+        return [b"got " + body]
+
+    server = serve_observability(Metrics(), 0, host="127.0.0.1", routes={"/hook": hello})
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        request = urllib.request.Request(base + "/hook", data=b"ping", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert (resp.status, resp.read()) == (202, b"got ping")
+        assert _get(base + "/healthz")[0] == 200
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(base + "/elsewhere")
+        assert err.value.code == 404
+    finally:
+        server.shutdown()

@@ -22,6 +22,7 @@ from checks.config import TargetConfig
 from checks.model import Status
 from checks.probes import blob, network
 from checks.probes import kubernetes as k8s
+from checks.probes.release import hook_jobs
 from checks.registry import load_catalog
 from checks.runner import run_checks
 from conftest import ROOT
@@ -115,6 +116,8 @@ def test_every_kubernetes_request_of_a_full_run_is_allowed_by_deploy_rbac_and_ev
             params = next((i.thresholds for i in CATALOG.items if i.probe == name), {})
             with contextlib.suppress(Exception):  # verdicts are not the point here, the requests are
                 fn(clients, params)
+        with contextlib.suppress(Exception):  # the upgrade preflight also reads the chart's hook Jobs
+            hook_jobs(clients.cluster)
     requests = [r for api in servers.started for r in api.requests]
     docs = list(yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()))
     roles = {d["metadata"]["name"]: d["rules"] for d in docs if d["kind"] == "ClusterRole"}

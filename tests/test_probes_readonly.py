@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 from test_probes_postgres import lsready_role
 from test_probes_redis import lsready_redis_url, push_asynq_task, push_saq_job
+from waiting import wait_until
 
 from checks.clients import Clients
 from checks.config import TargetConfig
@@ -75,6 +76,41 @@ def postgres_snapshot(url: str) -> dict[str, Any]:
     return {"contents": contents, "tuple_writes": writes, "relations": relations}
 
 
+def _table_writes(url: str, table: str) -> tuple[int, int] | None:
+    """The table's inserted and deleted tuple counts as the statistics system shows them now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT n_tup_ins, n_tup_del FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()
+
+
+def _scans(url: str, table: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = %s", [table]
+        ).fetchone()[0]
+
+
+def _wait_flushed(admin_url: str, role_url: str, table: str) -> None:
+    """Wait until the probes' sessions have exited and a later session's statistics are visible.
+
+    A backend flushes its statistics as it exits: once the probes' sessions are gone and a sentinel
+    scan made after that shows up, a write the probes made would show up too.
+    """
+    role = psycopg.conninfo.conninfo_to_dict(role_url)["user"]
+
+    def sessions_gone() -> bool:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", [role]).fetchone()
+        return left[0] == 0
+
+    wait_until(sessions_gone, what="the probes' sessions to exit")
+    scans = _scans(admin_url, table)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+    wait_until(lambda: _scans(admin_url, table) > scans, what="the sentinel scan's statistics")
+
+
 def test_redis_and_postgres_probes_write_nothing(redis_client, redis_url, postgres_url):
     now = time.time()
     for age in (5, 7 * 3600):
@@ -87,7 +123,7 @@ def test_redis_and_postgres_probes_write_nothing(redis_client, redis_url, postgr
         conn.execute(sql.SQL("INSERT INTO {} SELECT g, 'row ' || g FROM generate_series(1, 200) g").format(
             sql.Identifier(table)))  # fmt: skip
         conn.execute(sql.SQL("DELETE FROM {} WHERE id > 150").format(sql.Identifier(table)))
-    time.sleep(1.1)  # let the seeding connection's statistics settle before the first snapshot
+    wait_until(lambda: _table_writes(postgres_url, table) == (200, 50), what="the seed's statistics")
     try:
         with lsready_redis_url(redis_client, redis_url) as r_url, lsready_role(postgres_url) as pg_url:
             before = redis_snapshot(redis_client, redis_url), postgres_snapshot(postgres_url)
@@ -97,7 +133,7 @@ def test_redis_and_postgres_probes_write_nothing(redis_client, redis_url, postgr
             items = [i for i in CATALOG.items if i.probe in OUR_PROBES]
             report = run_checks(CATALOG, clients, items=items, probe_timeout_s=10, deadline_s=20)
             clients.close()
-            time.sleep(0.5)  # a closed backend flushes its statistics as it exits
+            _wait_flushed(postgres_url, pg_url, table)
             after = redis_snapshot(redis_client, redis_url), postgres_snapshot(postgres_url)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:

@@ -346,13 +346,3 @@ def test_elasticache_info_server_is_recognised():
         {"redis_version": "7.1.0", "os": "Amazon ElastiCache", "executable": "-"}
     )
     assert hint == "AWS ElastiCache" and "os=Amazon ElastiCache" in facts
-
-
-def test_redis_endpoint_keeps_host_port_and_db_but_not_the_password():
-    ep = probes.redis_endpoint("rediss://user:s3cret@ls.cache.amazonaws.com:6380/2")
-    assert (ep.host, ep.port, ep.db) == ("ls.cache.amazonaws.com", 6380, 2)
-    assert "s3cret" not in ep.display()
-    assert (
-        probes.redis_endpoint("unix:///var/run/redis.sock?db=3").display()
-        == "unix socket /var/run/redis.sock"
-    )

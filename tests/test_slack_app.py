@@ -214,7 +214,7 @@ def test_each_command_is_counted_once_with_its_outcome(bot):
     assert (_counted(bot, "help", "ok"), _counted(bot, "check", "ok")) == (1, 1)
     bot.submit(_modal_values(expiry="forever"), json.dumps({"t": "prod"}))
     bot.submit(_modal_values(), json.dumps({"t": "prod"}))
-    assert (_counted(bot, "ack", "error"), _counted(bot, "ack", "ok")) == (1, 1)
+    _wait_until(lambda: (_counted(bot, "ack", "error"), _counted(bot, "ack", "ok")) == (1, 1))
 
 
 def test_rerun_button_posts_a_fresh_report_in_the_thread(bot):
@@ -270,11 +270,11 @@ def _modal_values(item="diag.har_capture", note="restore drill, 40 min", expiry=
 def test_modal_submission_records_the_ack_and_confirms_in_the_thread(bot):
     meta = json.dumps({"t": "prod", "c": CHANNEL, "ts": "1700000000.000321"})
     reply = bot.submit(_modal_values(), meta)
-    assert reply.status == 200 and not reply.body  # closes the modal
+    assert reply.status == 200 and not reply.body  # closes the modal; the work runs behind the ack
+    confirmation = valid(bot.fake.wait_for("chat.postMessage")[0])
     ack = bot.readiness.acks.active("prod")["diag.har_capture"]
     assert ack.evidence_link == "https://wiki/x" and ack.thread_ts == "1700000000.000321"
     assert 59 <= (ack.expires - ack.created).days <= 60
-    confirmation = valid(bot.fake.wait_for("chat.postMessage")[0])
     assert confirmation["thread_ts"] == "1700000000.000321" and "restore drill" in json.dumps(
         confirmation["blocks"]
     )
@@ -286,6 +286,7 @@ def test_modal_opened_from_home_records_the_ack_and_refreshes_the_board(bot):
     assert json.loads(meta) == {"t": "prod", "home": 1}
     assert bot.submit(_modal_values(), meta).status == 200
     board = bot.fake.wait_for("views.publish")[0]
+    bot.wait_idle()
     assert "Acknowledged diag.har_capture on prod." in json.dumps(board["view"])
     assert bot.readiness.acks.active("prod")["diag.har_capture"].channel is None
     assert not bot.fake.requests("chat.postMessage")

@@ -64,6 +64,19 @@ def test_status_and_digest_take_at_most_a_target():
         p("status prod staging")
 
 
+def test_status_me_is_private_with_or_without_a_target():
+    assert p("status me") == Status(None, private=True)
+    assert p("status staging me") == Status("staging", private=True)
+    assert p("status ME staging") == Status("staging", private=True)
+
+
+def test_a_word_too_long_to_be_a_name_is_a_usage_error_that_does_not_echo_it_whole():
+    with pytest.raises(UsageError, match="8000 characters") as err:
+        p("check " + "x" * 8000)
+    assert len(str(err.value)) < 200
+    assert p("ack diag.har_capture " + "y" * 500).note == "y" * 500  # a note may be long
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -286,6 +286,31 @@ def test_ack_modal_confirmation_and_reminder_fit_slack(target, note, link):
         assert_literal(message.chat_args())
 
 
+def test_ack_confirmation_quotes_every_line_of_the_note_and_puts_the_evidence_on_its_own_line():
+    note = "restore drill <done>\n40 min, no data lost"
+    ack = Ack(
+        7,
+        "prod",
+        "diag.har_capture",
+        "U0000001",
+        note,
+        NOW,
+        NOW + timedelta(days=90),
+        evidence_link="https://wiki/x",
+    )
+    text = render_ack_confirmation(ack, "HAR capture", REDACTOR).chat_args()["blocks"][0]["text"]["text"]
+    until = (NOW + timedelta(days=90)).strftime("%Y-%m-%d")
+    assert text == (
+        f":memo: <@U0000001> acknowledged `diag.har_capture` (HAR capture) on *prod* until {until}.\n"
+        "> restore drill &lt;done&gt;\n"
+        "> 40 min, no data lost\n"
+        "Evidence: https://wiki/x"
+    )
+    bare = Ack(8, "prod", "diag.har_capture", "U0000001", "", NOW, NOW + timedelta(days=90))
+    text = render_ack_confirmation(bare, "HAR capture", REDACTOR).chat_args()["blocks"][0]["text"]["text"]
+    assert text.endswith(f"until {until}.")
+
+
 def test_validator_names_every_limit_slack_enforces():
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
     header = {"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}

@@ -70,7 +70,7 @@ def test_serve_uses_socket_mode_when_an_app_token_is_set(tmp_path, monkeypatch):
     started = []
 
     class FakeHandler:
-        def __init__(self, app, app_token):
+        def __init__(self, app, app_token, **options):
             started.append((app, app_token))
 
         def start(self):

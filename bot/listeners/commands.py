@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +12,10 @@ from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions, commands
-from bot.listeners.common import Caller, allowed, audit, guard, post
+from bot.listeners.common import Caller, SlackReply, allowed, audit, guard, post
 from bot.listeners.errors import ack_now, lazy
 from bot.listeners.live import run_triage, runbooks
+from bot.listeners.preflight import handle as _preflight
 from bot.listeners.work import Request, start
 from bot.render.limits import Message
 from bot.render.slack_ack import render_ack_confirmation
@@ -20,10 +23,14 @@ from bot.render.slack_digest import render_digest
 from bot.render.slack_help import render_help
 from bot.render.slack_report import render_report, render_status
 from bot.render.slack_text import line, replies
+from checks.engine import select
 from runbooks.digest import build_digest
+from storage.effects import Effects
 
 if TYPE_CHECKING:
     from bot.app import Services
+
+DUPLICATE_WINDOW = timedelta(minutes=10)  # the same acknowledgement again within this is a repeat
 
 
 def register(app: App, services: Services) -> None:
@@ -47,12 +54,17 @@ def run_check(
     short: bool = False,
     respond: Respond | None = None,
     thread_ts: str | None = None,
+    private: bool = False,
 ) -> None:
-    """Start a check of the target on the slow pool; its report (or status) is posted in the channel."""
+    """Start a check of the target on the slow pool; its report (or status) is posted in the channel,
+    or with `private` (a status) shown only to the caller."""
     kind = "status" if short else "check"
     name = services.readiness.target_name(target)
     guard(services, kind, caller, name)
+    select(services.readiness.catalog, selector)  # an unknown selector is refused before "Checking…"
     work = partial(check_and_post, services, client, caller, name, selector, short, respond, thread_ts)
+    if private:
+        work = partial(work, private=True)
     start(services, Request(kind, name, selector or ""), caller, work, client=client, respond=respond)
 
 
@@ -65,20 +77,27 @@ def check_and_post(
     short: bool,
     respond: Respond | None,
     thread_ts: str | None,
+    *,
+    private: bool = False,
 ) -> None:
-    """Check a target, record it, post the report (or the status) in the channel."""
+    """Check a target, record it, post the report (or the status) in the channel, attributed to
+    the caller; a private status goes only to the caller."""
     kind = "status" if short else "check"
-    if respond is not None:
+    if respond is not None and not private:
         respond(response_type="ephemeral", replace_original=False, text=line(replies().checking, name))
     report = services.readiness.check(name, selector)
     services.metrics.observe_report(report, whole=selector is None)
     key = services.snapshots.put(kind, name, report.to_dict())
     if short:
-        message = render_status(report, services.redactor, snapshot=key)
+        message = render_status(report, services.redactor, snapshot=key, by=caller.user)
     else:
-        message = render_report(report, services.redactor, snapshot=key, selector=selector)
-    post(client, caller.channel, message, thread_ts)
-    audit(services, caller, kind, name, f"{selector or 'all'}: {report.score.percent}%")
+        message = render_report(report, services.redactor, snapshot=key, selector=selector, by=caller.user)
+    if private and respond is not None:
+        respond(response_type="ephemeral", replace_original=False, **message.respond_args())
+    else:
+        post(client, caller.channel, message, thread_ts)
+    where = "to the caller" if private else "posted"
+    audit(services, caller, kind, name, f"{selector or 'all'}: {report.score.percent}% {where}")
 
 
 def _help(
@@ -110,18 +129,39 @@ def _check(
 def _status(
     services: Services, cmd: commands.Status, caller: Caller, client: WebClient, respond: Respond
 ) -> None:
-    run_check(services, client, caller, cmd.target, None, short=True, respond=respond)
+    run_check(services, client, caller, cmd.target, None, short=True, respond=respond, private=cmd.private)
+
+
+class AlreadyRecorded(SlackReply):
+    outcome = "duplicate"
+
+    def __init__(self, item_id: str, target: str) -> None:
+        super().__init__(line(replies().already_recorded, item_id, target))
 
 
 def acknowledge(services: Services, caller: Caller, target: str | None, cmd: commands.Ack) -> Message:
-    """Record the caller's acknowledgement (Readiness audits it) and render its confirmation."""
+    """Record the caller's acknowledgement (Readiness audits it) and render its confirmation.
+
+    The same acknowledgement again (a Slack retry, a modal submitted twice, a command re-sent) within
+    DUPLICATE_WINDOW records nothing and raises AlreadyRecorded, even across a restart.
+    """
     name = services.readiness.target_name(target)
     guard(services, "ack", caller, name)
-    record = services.readiness.acknowledge(
-        name, cmd.item_id, caller.user, note=cmd.note, expires=cmd.expires, evidence_link=cmd.link,
-        channel=caller.channel, thread_ts=caller.thread_ts,
-    )  # fmt: skip
-    return render_ack_confirmation(record, services.readiness.item(record.item_id).title, services.redactor)
+    item = services.readiness.item(cmd.item_id)
+    parts = (name, item.id, caller.user, cmd.note.strip(), cmd.expires or "", cmd.link or "")
+    key = "ack:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    effects = Effects(services.readiness.db, services.readiness.clock)
+    if not effects.claim(key, DUPLICATE_WINDOW):
+        raise AlreadyRecorded(item.id, name)
+    try:
+        record = services.readiness.acknowledge(
+            name, item.id, caller.user, note=cmd.note, expires=cmd.expires, evidence_link=cmd.link,
+            channel=caller.channel, thread_ts=caller.thread_ts,
+        )  # fmt: skip
+    except BaseException:
+        effects.release(key)
+        raise
+    return render_ack_confirmation(record, item.title, services.redactor)
 
 
 def _ack(services: Services, cmd: commands.Ack, caller: Caller, client: WebClient, respond: Respond) -> None:
@@ -133,7 +173,7 @@ def _digest(
 ) -> None:
     name = services.readiness.target_name(cmd.target)
     guard(services, "digest", caller, name)
-    request = Request("digest", name, f"for <@{caller.user}>")  # a preview only its caller sees
+    request = Request("digest", name, "preview", owner=caller.user)  # a preview only its caller sees
     work = partial(preview_digest, services, caller, name, respond)
     start(services, request, caller, work, client=client, respond=respond)
 
@@ -148,7 +188,13 @@ def preview_digest(services: Services, caller: Caller, name: str, respond: Respo
     audit(services, caller, "digest", name, "preview")
 
 
-SLOW = (commands.Triage, commands.Check, commands.Status, commands.Digest)  # handed to the slow pool
+SLOW = (
+    commands.Triage,
+    commands.Check,
+    commands.Status,
+    commands.Digest,
+    commands.Preflight,
+)  # handed to the slow pool
 HANDLERS: dict[type, Callable[..., None]] = {
     commands.Help: _help,
     commands.Triage: _triage,
@@ -156,4 +202,5 @@ HANDLERS: dict[type, Callable[..., None]] = {
     commands.Status: _status,
     commands.Ack: _ack,
     commands.Digest: _digest,
+    commands.Preflight: _preflight,
 }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.listeners.access import ACTIONS
+from bot.listeners.access import ACTIONS, Verdict
 from bot.render.limits import Message
 from bot.render.slack_text import line, replies
 from checks.errors import LsreadyError
@@ -21,19 +23,41 @@ from checks.errors import LsreadyError
 if TYPE_CHECKING:
     from bot.app import Services
 
+log = logging.getLogger(__name__)
 
-class Refused(LsreadyError):
-    def __init__(self, action: str) -> None:
+
+class SlackReply(LsreadyError):
+    """An error whose message is mrkdwn from bot/templates (its inputs escaped there)."""
+
+
+class Denied(SlackReply):
+    """Refused or unverified access: audited where it happened, not again as an error."""
+
+    outcome = "refused"
+
+    def __init__(self, action: str, text: str) -> None:
         self.action = action
-        super().__init__(line(replies().not_allowed, action))
+        super().__init__(text)
 
 
-class NotInChannel(LsreadyError):
+class Refused(Denied):
+    def __init__(self, action: str) -> None:
+        super().__init__(action, line(replies().not_allowed, action))
+
+
+class Unverified(Denied):
+    outcome = "unverified"
+
+    def __init__(self, action: str) -> None:
+        super().__init__(action, line(replies().not_verified, action))
+
+
+class NotInChannel(SlackReply):
     def __init__(self) -> None:
         super().__init__(line(replies().not_in_channel))
 
 
-class SnapshotGone(LsreadyError):
+class SnapshotGone(SlackReply):
     def __init__(self) -> None:
         super().__init__(line(replies().snapshot_gone))
 
@@ -61,12 +85,24 @@ class Caller:
 
 
 def guard(services: Services, action: str, caller: Caller, target: str | None = None) -> None:
-    """Raise Refused (audited) unless the caller may do `action` here."""
-    if services.access is None or services.access.allows(action, caller.user, caller.channel):
+    """Raise Refused or Unverified (audited) unless the caller may do `action` here (behind the ack:
+    a group not yet known is looked up)."""
+    if services.access is None:
         return
-    audit(services, caller, action, target, "refused", outcome="refused")
-    services.metrics.command(action, "refused")
-    raise Refused(action)
+    verdict, stale = services.access.explain(action, caller.user, caller.channel)
+    if verdict is Verdict.ALLOWED and stale:  # Slack is failing: say what the decision rests on
+        log.warning("%s by %s allowed from %s", action, caller.user, stale)
+        audit(services, caller, action, target, f"allowed from {stale}", outcome="allowed")
+    if verdict is Verdict.ALLOWED:
+        return
+    denial: Denied = Refused(action) if verdict is Verdict.REFUSED else Unverified(action)
+    if verdict is Verdict.REFUSED:
+        detail = f"refused from {stale}" if stale else "refused"
+    else:
+        detail = "could not verify: user group lookup failed"
+    audit(services, caller, action, target, detail, outcome=denial.outcome)
+    services.metrics.command(action, denial.outcome)
+    raise denial
 
 
 def allowed(services: Services, caller: Caller) -> set[str]:
@@ -110,6 +146,29 @@ def post(client: WebClient, channel: str | None, message: Message, thread_ts: st
 
 def update(client: WebClient, channel: str, ts: str, message: Message) -> None:
     client.chat_update(channel=channel, ts=ts, **message.chat_args())
+
+
+class Recent:
+    """Keys seen in the last `window_s` seconds, in memory: a retried event or a double click finds
+    its key. Used where a repeat would only post twice; writes are guarded in the store."""
+
+    def __init__(self, window_s: float = 3600.0, size: int = 10_000) -> None:
+        self.window_s, self.size = window_s, size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first(self, key: str) -> bool:
+        """True the first time `key` is seen within the window."""
+        now = time.monotonic()
+        with self._lock:
+            at = self._seen.get(key)
+            if at is not None and now - at < self.window_s:
+                return False
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return True
 
 
 class Snapshots:

@@ -10,13 +10,15 @@ import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.listeners.common import Caller, Refused, audit
+from bot.listeners.common import Caller, Denied, SlackReply, audit
+from bot.render.limits import SECTION_TEXT, clip, escape
 from checks.errors import LsreadyError
 from storage.db import StorageError
 
@@ -41,8 +43,10 @@ def ack_now(ack: Ack) -> None:
     ack()
 
 
-def lazy(services: Services, work: Work) -> Callable[..., None]:
-    """`work(body, context, client, respond)` as a Bolt lazy listener whose errors reach `handle`."""
+def lazy(services: Services, work: Work, *, on: Executor | None = None) -> Callable[..., None]:
+    """`work(body, context, client, respond)` as a Bolt lazy listener whose errors reach `handle`;
+    with `on`, the lazy listener only hands the work to that executor (events and submissions run
+    on a pool of their own, so a slow Slack answer to them never delays a command's reply)."""
 
     def run(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         try:
@@ -50,10 +54,16 @@ def lazy(services: Services, work: Work) -> Callable[..., None]:
         except Exception as error:  # the lazy runner would only log it
             handle(services, error, body, context, client, respond)
 
-    run.__name__ = run.__qualname__ = getattr(
-        work, "__name__", "work"
-    )  # Bolt tells lazy listeners apart by name
-    return run
+    name = getattr(work, "__name__", "work")
+    if on is None:
+        run.__name__ = run.__qualname__ = name  # Bolt tells lazy listeners apart by name
+        return run
+
+    def hand_on(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        on.submit(run, body, context, client, respond)
+
+    hand_on.__name__ = hand_on.__qualname__ = name
+    return hand_on
 
 
 def handle(
@@ -78,14 +88,15 @@ def report(
 ) -> None:
     """Tell the caller about `error` (and audit it); work started off a listener reports here too."""
     if isinstance(error, LsreadyError):
-        text = f":warning: {error}"
+        # The bot's own replies are mrkdwn already; any other message may echo what was typed.
+        text = f":warning: {error if isinstance(error, SlackReply) else escape(str(error))}"
         record_error(services, caller, action, error)
     elif isinstance(error, (StorageError, sqlite3.Error)):
         # The store cannot be opened or written (a read-only or full volume): auditing would fail too.
         log.error("store error handling %s for %s: %s", action, caller.user, error)
         text = (
-            f":warning: lsready's database cannot be used right now ({error}), so nothing was recorded. "
-            "Ask an lsready admin to check the volume it lives on, then try again."
+            f":warning: lsready's database cannot be used right now ({escape(str(error))}), "
+            "so nothing was recorded. Ask an lsready admin to check the volume it lives on, then try again."
         )
         services.metrics.command(action, "error")
     else:
@@ -94,12 +105,12 @@ def report(
         text = f":boom: Something went wrong on our side. Quote error id `{error_id}` when you report it."
         audit_error(services, caller, action, f"error id {error_id}", "failed")
         services.metrics.command(action, "failed")
-    tell(client, respond, caller, services.redactor.text(text))
+    tell(client, respond, caller, clip(services.redactor.text(text), SECTION_TEXT))
 
 
 def record_error(services: Services, caller: Caller, action: str, error: LsreadyError) -> None:
     """Audit and count an error the caller can act on; refusals were audited where they happened."""
-    if not isinstance(error, Refused):
+    if not isinstance(error, Denied):
         outcome = getattr(error, "outcome", "error")  # "busy" is not a fault
         audit_error(services, caller, action, str(error), outcome)
         services.metrics.command(action, outcome)

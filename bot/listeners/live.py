@@ -152,12 +152,13 @@ def run_all_triages(
 
 def live_triage(
     services: Services, client: WebClient, caller: Caller, name: str, book: Runbook, thread_ts: str | None
-) -> str:
-    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind."""
-    redactor, started = services.redactor, datetime.now(UTC)
-    ts = post(client, caller.channel, render_progress(book, name, [], started, redactor), thread_ts)
+) -> tuple[str, str]:
+    """Post the checklist, update it as steps finish, end with the diagnosis; returns its kind and the
+    evidence snapshot's key."""
+    redactor, started, by = services.redactor, datetime.now(UTC), caller.user
+    ts = post(client, caller.channel, render_progress(book, name, [], started, redactor, by=by), thread_ts)
     live = LiveMessage(
-        client, caller.channel, ts, lambda done: render_progress(book, name, done, started, redactor)
+        client, caller.channel, ts, lambda done: render_progress(book, name, done, started, redactor, by=by)
     )
     try:
         result = triage(services.config, name, book.name, on_step=live.step)
@@ -166,8 +167,8 @@ def live_triage(
         raise
     key = services.snapshots.put("triage", name, result.to_dict())
     others = [b for b in RUNBOOKS if b != book.name]
-    live.finish(render_result(result, book, redactor, snapshot=key, others=others))
+    live.finish(render_result(result, book, redactor, snapshot=key, others=others, by=by))
     kind = result.diagnosis.kind.value
     audit(services, caller, "triage", name, f"{book.name}: {kind}")
     services.metrics.diagnosis(name, kind)
-    return kind
+    return kind, key

@@ -16,27 +16,27 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Respond
 from slack_sdk import WebClient
 
-from bot.listeners.common import Caller
+from bot.listeners.common import Caller, SlackReply
 from bot.listeners.errors import report
 from bot.render.slack_text import line, replies
-from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
     from bot.app import Services
 
 QUICK_WORKERS = 16  # lazy listeners: parse, guard, reply, hand slow work on
+EVENT_WORKERS = 8  # events (App Home, thread replies) and the modal's submissions, behind their ack
 SLOW_WORKERS = 8  # checks, triages and digests running at once
 SLOW_WAITING = 8  # admitted behind them; beyond this a request is told to come back
 
 
-class Busy(LsreadyError):
+class Busy(SlackReply):
     outcome = "busy"
 
     def __init__(self, admitted: int) -> None:
         super().__init__(line(replies().busy, admitted))
 
 
-class AlreadyRunning(LsreadyError):
+class AlreadyRunning(SlackReply):
     outcome = "busy"
 
     def __init__(self, request: Request, where: str) -> None:
@@ -50,21 +50,28 @@ class Request:
     kind: str  # the audited action: check, status, triage, digest
     target: str
     detail: str = ""  # the runbook or the selector
+    owner: str | None = None  # for work only its caller sees (a digest preview): one per caller
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.target}" + (f" ({self.detail})" if self.detail else "")
 
 
 class Pools(Executor):
-    """Bolt's lazy listeners run on a quick pool (`submit`); the slow work they start, on a bounded one.
+    """Bolt's lazy listeners run on a quick pool (`submit`); the slow work they start, on a bounded one;
+    events and modal submissions on `events`, so a slow `views.publish` never delays a command's reply.
 
-    `shutdown` stops both, the quick one first since its listeners start slow work.
+    `shutdown` stops them all, the quick ones first since their listeners start slow work.
     """
 
     def __init__(
-        self, quick: int = QUICK_WORKERS, slow: int = SLOW_WORKERS, waiting: int = SLOW_WAITING
+        self,
+        quick: int = QUICK_WORKERS,
+        slow: int = SLOW_WORKERS,
+        waiting: int = SLOW_WAITING,
+        events: int = EVENT_WORKERS,
     ) -> None:
         self._quick = ThreadPoolExecutor(quick, thread_name_prefix="lsready")
+        self.events = ThreadPoolExecutor(events, thread_name_prefix="lsready-event")
         self._slow = ThreadPoolExecutor(slow, thread_name_prefix="lsready-slow")
         self.capacity = slow + waiting
         self._admitted: dict[Request, str] = {}  # running or waiting, with where each result appears
@@ -97,6 +104,7 @@ class Pools(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._quick.shutdown(wait, cancel_futures=cancel_futures)
+        self.events.shutdown(wait, cancel_futures=cancel_futures)
         self._slow.shutdown(wait, cancel_futures=cancel_futures)
 
 

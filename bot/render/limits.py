@@ -138,6 +138,10 @@ def more_block(n: int, hint: str = "") -> Block:
     return ContextBlock(elements=[MarkdownTextObject(text=f"_…and {n} more.{' ' + hint if hint else ''}_")])
 
 
+FILE_MAX_BYTES = 1_000_000_000  # files.getUploadURLExternal refuses larger files
+BUNDLE_MAX_BYTES = 50_000_000  # a support bundle posted in a thread: well within the file limit
+
+
 def button_value(**data: Any) -> str | None:
     """A compact JSON button value, or None when it would not fit (the caller leaves the button out)."""
     value = json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))

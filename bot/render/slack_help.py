@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.commands import USAGE
+from bot.commands import ACCESS, USAGE
 from bot.render.limits import CONTEXT_TEXT, SECTION_TEXT, Message, clip, finish, fit_lines
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
@@ -27,7 +27,7 @@ def render_help(
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text=clip(line(t.problem, problem), SECTION_TEXT)))
         )
-    shown = [name for name in USAGE if name == "help" or name in allowed]
+    shown = [name for name in USAGE if name == "help" or ACCESS.get(name, name) in allowed]
     lines = [line(t.command, *USAGE[name]) for name in shown]
     blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
     notes = [line(t.choices, list(targets), list(runbooks))]

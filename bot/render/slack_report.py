@@ -42,7 +42,12 @@ def _t() -> Any:
 
 
 def render_report(
-    report: Report, redactor: Redactor, *, snapshot: str | None = None, selector: str | None = None
+    report: Report,
+    redactor: Redactor,
+    *,
+    snapshot: str | None = None,
+    selector: str | None = None,
+    by: str | None = None,
 ) -> Message:
     """The full report: score, then each section's items that need attention."""
     t = _t()
@@ -60,7 +65,7 @@ def render_report(
         if len(shown) < len(results):
             lines.append(line(t.passing, len(results) - len(shown)))
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))])]
+    tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report, by))])]
     tail += _buttons(report, snapshot, selector, full=True)
     blocks = fit_blocks(blocks, 50 - len(tail)) + tail
     return finish(
@@ -68,7 +73,9 @@ def render_report(
     )
 
 
-def render_status(report: Report, redactor: Redactor, *, snapshot: str | None = None) -> Message:
+def render_status(
+    report: Report, redactor: Redactor, *, snapshot: str | None = None, by: str | None = None
+) -> Message:
     """The short form: score buckets, failing required items, how many wait for a person."""
     t = _t()
     blocks: list[Block] = [HeaderBlock(text=clip(line(t.status_header, report.target), HEADER_TEXT))]
@@ -80,7 +87,7 @@ def render_status(report: Report, redactor: Redactor, *, snapshot: str | None = 
     waiting = sum(1 for r in report.results if r.status is Status.MANUAL)
     if waiting:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=line(t.manual_waiting, waiting))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report))]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report, by))]))
     blocks += _buttons(report, snapshot, None, full=False)
     return finish(
         line(t.status_fallback, report), blocks, redactor, metadata=actions.metadata(report.target, "status")

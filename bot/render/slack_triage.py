@@ -51,15 +51,21 @@ def _header(runbook: Runbook, target: str) -> HeaderBlock:
 
 
 def render_progress(
-    runbook: Runbook, target: str, done: Sequence[StepResult], started: datetime, redactor: Redactor
+    runbook: Runbook,
+    target: str,
+    done: Sequence[StepResult],
+    started: datetime,
+    redactor: Redactor,
+    *,
+    by: str | None = None,
 ) -> Message:
     """The message while the runbook runs: finished steps, the running one, the ones waiting."""
     blocks: list[Block] = [
         _header(runbook, target),
         SectionBlock(text=MarkdownTextObject(text=_checklist(runbook, done, finished=False))),
-        ContextBlock(elements=[MarkdownTextObject(text=line(_t().running_footer, started))]),
+        ContextBlock(elements=[MarkdownTextObject(text=line(_t().running_footer, started, by))]),
     ]
-    text = line(_t().starting, runbook.name, target)
+    text = line(_t().starting, runbook.name, target, by)
     return finish(text, blocks, redactor, metadata=actions.metadata(target, "triage"))
 
 
@@ -85,6 +91,7 @@ def render_result(
     *,
     snapshot: str | None,
     others: Sequence[str] = (),
+    by: str | None = None,
 ) -> Message:
     """The finished triage: diagnosis first, the checklist, why, what to do, what was not measured."""
     t = _t()
@@ -102,10 +109,18 @@ def render_result(
         if items:
             lines = [f"*{label}*", *(line(t.bullet, i) for i in items)]
             blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.done_footer, result))]))
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.done_footer, result, by))]))
     blocks += _buttons(result.target, runbook.name, snapshot, others)
     text = line(t.fallback, runbook.name, result.target, d.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "triage"))
+
+
+def bundle_button(target: str, snapshot: str | None = None) -> list[ButtonElement]:
+    """ "Prepare support bundle": its triage evidence is the snapshot the message shows, when there is one."""
+    value = button_value(t=target, k=snapshot)
+    if value is None:
+        return []
+    return [ButtonElement(text="Prepare support bundle", action_id=actions.BUNDLE_PREPARE, value=value)]
 
 
 def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[str]) -> list[Block]:
@@ -130,4 +145,5 @@ def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[s
         )
     if snapshot is not None:
         buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
+    buttons += bundle_button(target, snapshot)
     return [ActionsBlock(elements=buttons)] if buttons else []

@@ -12,6 +12,7 @@ from concurrent.futures import wait
 from typing import Any
 
 from checks.clients import Clients
+from checks.execution import no_answer, reason, run_probe
 from checks.model import Evidence, Status
 from checks.probes.clickhouse import _rows
 from checks.probes.common import human_duration
@@ -96,8 +97,6 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     The stores are read at once, each on its own thread, so one that never answers costs its own
     line, not the others': whatever has not answered within most of the probe's time is named.
     """
-    from checks.runner import no_answer, reason, run_probe
-
     started = {s: run_probe(_read(read), clients, {}) for s, read in READERS.items() if clients.has(s)}
     limit = max(0.5, clients.timeout_s * 0.8)
     wait(list(started.values()), timeout=limit)

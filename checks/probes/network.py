@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
+from checks import endpoints
 from checks.clients import Clients
 from checks.cluster import Cluster, ClusterError
 from checks.errors import LsreadyError, NotConfigured
@@ -618,53 +619,38 @@ def blob_acl(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     return Evidence(Status.PASS, f"{answered}.", observed)
 
 
-def _split_host_port(hostspec: str) -> tuple[str, str]:
-    if hostspec.startswith("["):
-        host, _, rest = hostspec[1:].partition("]")
-        return host, rest.lstrip(":")
-    host, _, port = hostspec.partition(":")
-    return host, port
-
-
 def redis_target(url: str) -> Target | str:
     """Where a Redis URL points, or why it is not measured."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return (
-            Target(path=unquote(parts.path), ask=REDIS_PING) if parts.path else "unix:// URL without a path"
-        )
-    if not parts.hostname:
+    ep = endpoints.redis(url)
+    if ep.unix:
+        return Target(path=ep.socket, ask=REDIS_PING) if ep.socket else "unix:// URL without a path"
+    if not ep.host:
         return "no host in the URL"
-    return Target(parts.hostname, parts.port or 6379, tls=parts.scheme == "rediss", ask=REDIS_PING)
+    return Target(ep.host, ep.port or endpoints.REDIS_PORT, tls=ep.tls, ask=REDIS_PING)
 
 
 def postgres_target(url: str) -> Target | str:
     """Where a libpq URL points (its first host; ?host= and ?port= win, as in libpq), or why not measured."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    host, port_text = _split_host_port(parts.netloc.rpartition("@")[2].split(",")[0])
-    host = unquote(query.get("hostaddr") or query.get("host") or host).split(",")[0]
-    port = int((query.get("port") or port_text or "5432").split(",")[0])
-    if not host:
-        return "no host in the URL: libpq's default local socket, not a network path"
-    if host.startswith("@"):
+    ep = endpoints.postgres(url)
+    port = ep.port or endpoints.POSTGRES_PORT
+    if ep.abstract:
         return "abstract Unix socket: not a network path"
-    if host.startswith("/"):
-        return Target(path=f"{host.rstrip('/')}/.s.PGSQL.{port}", ask=POSTGRES_SSLREQUEST)
-    return Target(host, port, ask=POSTGRES_SSLREQUEST)
+    if ep.socket:
+        return Target(path=f"{ep.socket.rstrip('/')}/.s.PGSQL.{port}", ask=POSTGRES_SSLREQUEST)
+    if not ep.connect_host:
+        return "no host in the URL: libpq's default local socket, not a network path"
+    return Target(ep.connect_host, port, ask=POSTGRES_SSLREQUEST)
 
 
 def clickhouse_target(url: str) -> Target | str:
     """Where a ClickHouse HTTP URL points, or why it is not measured."""
-    parts = urlsplit(url)
-    if parts.scheme == "chdb":
+    ep = endpoints.clickhouse(url)
+    if ep.embedded:
         return "embedded chdb engine: no network path"
-    if not parts.hostname:
+    if not ep.host or ep.port is None:
         return "no host in the URL"
-    tls = parts.scheme == "https"
-    port = parts.port or (8443 if tls else 8123)
     return Target(
-        parts.hostname, port, tls=tls, ask=http_ask("GET", "/ping", _host_header(parts.hostname, port, tls))
+        ep.host, ep.port, tls=ep.tls, ask=http_ask("GET", "/ping", _host_header(ep.host, ep.port, ep.tls))
     )
 
 

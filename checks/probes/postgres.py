@@ -13,9 +13,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from checks import endpoints
 from checks.clients import Clients, PostgresSession
+from checks.endpoints import PgEndpoint
 from checks.model import Evidence, Status
 from checks.probes.common import (
     Placement,
@@ -59,45 +60,16 @@ ROUND_TRIPS_PER_QUERY = 1
 # --- Where the server runs ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PgEndpoint:
-    """The configured PostgreSQL address, without credentials."""
-
-    host: str | None
-    port: int | None
-    socket: str | None
-
-    def display(self) -> str:
-        if self.socket:
-            return f"socket {self.socket}"
-        return f"{self.host}:{self.port or 5432}"
-
-
-def pg_endpoint(url: str) -> PgEndpoint:
-    """Host, port and socket directory of a libpq URL (first host of a multi-host URL)."""
-    parts = urlsplit(url)
-    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-    netloc = parts.netloc.rsplit("@", 1)[-1].split(",")[0]
-    host, _, port = netloc.rpartition(":") if not netloc.endswith("]") else (netloc, "", "")
-    if not host:  # no port in the URL
-        host, port = netloc, ""
-    host = unquote(host).strip("[]") or None
-    port = query.get("port") or port
-    qhost = query.get("host")
-    if qhost and qhost.startswith("/"):
-        return PgEndpoint(None, int(port) if port.isdigit() else None, qhost)
-    return PgEndpoint(qhost or host, int(port) if port.isdigit() else None, None)
-
-
 def host_placement(endpoint: PgEndpoint) -> Placement:
     """Where the address alone says PostgreSQL runs."""
     if endpoint.socket:
         if "/cloudsql/" in f"{endpoint.socket}/":
             return Placement("managed", "a Cloud SQL Auth Proxy socket (/cloudsql/...)", "Google Cloud SQL")
         return Placement("local", f"a Unix socket ({endpoint.socket}) on the lsready host")
-    place = classify_host(endpoint.host, MANAGED_SUFFIXES, ("postgres", "postgresql"))
+    host = endpoint.host or endpoint.hostaddr
+    place = classify_host(host, MANAGED_SUFFIXES, ("postgres", "postgresql"))
     if place.provider == "AWS RDS":
-        labels = (endpoint.host or "").lower().split(".")
+        labels = (host or "").lower().split(".")
         if any(label.startswith("proxy-") for label in labels):
             return Placement("managed", place.reason, "AWS RDS Proxy")
         if any(label.startswith("cluster-") for label in labels):
@@ -171,7 +143,7 @@ def server_facts(clients: Clients) -> ServerFacts:
         )
     ]
     aurora = pg.query("SELECT aurora_version() AS v")[0]["v"] if row["has_aurora"] else None
-    endpoint = pg_endpoint(clients.target.postgres.url)
+    endpoint = endpoints.postgres(clients.target.postgres.url)
     place = host_placement(endpoint)
     provider, why = server_provider(settings, row["rds_superuser"], aurora)
     if provider and place.kind != "managed":
@@ -598,7 +570,7 @@ def pooling_verdict(
     endpoint: PgEndpoint, server_port: int | None, signs: Sequence[str], pool_size: int
 ) -> tuple[Status, str]:
     """pass when lsready's own path runs through a pooler, manual for indirect signs, warn for none."""
-    host = (endpoint.host or "").lower()
+    host = (endpoint.host or endpoint.hostaddr or "").lower()
     url_port = endpoint.port or 5432
     session = "confirm it runs pool_mode = session, which LangSmith requires"
     if host_placement(endpoint).provider == "AWS RDS Proxy":

@@ -13,10 +13,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.exceptions import NoPermissionError, ResponseError
 
+from checks import endpoints
 from checks.clients import Clients
 from checks.model import Evidence, Status
 from checks.probes.common import (
@@ -209,32 +209,6 @@ def memory(clients: Clients, params: Mapping[str, Any]) -> Evidence:
 # --- Item: external Redis ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RedisEndpoint:
-    """The configured Redis address, without credentials."""
-
-    host: str | None
-    port: int | None
-    socket: str | None
-    db: int
-
-    def display(self) -> str:
-        if self.socket:
-            return f"unix socket {self.socket}"
-        return f"{self.host}:{self.port or 6379}"
-
-
-def redis_endpoint(url: str) -> RedisEndpoint:
-    """Host, port, socket path and database of a redis://, rediss:// or unix:// URL."""
-    parts = urlsplit(url)
-    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-    db_text = query.get("db") or parts.path.strip("/") or "0"
-    db = int(db_text) if db_text.isdigit() else 0
-    if parts.scheme == "unix":
-        return RedisEndpoint(None, None, parts.path, int(query.get("db", "0") or 0))
-    return RedisEndpoint(parts.hostname, parts.port, None, db)
-
-
 def server_hints(server: Mapping[str, Any]) -> tuple[str | None, list[str]]:
     """A provider named by `INFO server`, and the facts worth showing, from one INFO reply."""
     os_name = str(server.get("os", ""))
@@ -261,7 +235,7 @@ def placement_verdict(place: Placement, bundled: str | None, hint: str | None) -
 def external(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """LangSmith's Redis is a managed or external instance, not the bundled StatefulSet."""
     server = clients.redis.info("server")  # first, so an unconfigured target fails as NotConfigured
-    endpoint = redis_endpoint(clients.target.redis.url)
+    endpoint = endpoints.redis(clients.target.redis.url)
     place = classify_host(endpoint.host, MANAGED_SUFFIXES, ("redis",))
     hint, facts = server_hints(server)
     bundled = cluster_lookup(clients, bundled_redis)
@@ -328,7 +302,7 @@ def foreign_prefixes(keys: Sequence[str], langsmith_prefixes: Sequence[str]) -> 
 def not_shared(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Keys, keyspaces and clients show no other application using this Redis."""
     r = clients.redis
-    db = redis_endpoint(clients.target.redis.url).db
+    db = endpoints.redis(clients.target.redis.url).db
     limit = int(params["sample_keys"])
     keys, complete = scan_sample(r, limit)
     foreign = foreign_prefixes(keys, params["langsmith_prefixes"])

@@ -238,6 +238,31 @@ def pvc(
     }
 
 
+def hook_job(
+    suffix: str, state: str = "succeeded", age_s: float = 3600.0, message: str = ""
+) -> dict[str, Any]:
+    """One of the chart's hook Jobs (`<fullname>-backend-migrations`, ...) that ended `age_s` ago."""
+    ended = (datetime.now(UTC) - timedelta(seconds=age_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = (datetime.now(UTC) - timedelta(seconds=age_s + 60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status: dict[str, Any] = {"startTime": started}
+    if state == "succeeded":
+        done = {"type": "Complete", "status": "True", "lastTransitionTime": ended}
+        status.update(succeeded=1, completionTime=ended, conditions=[done])
+    elif state == "failed":
+        why = message or "Job has reached the specified backoff limit"
+        failed = {"type": "Failed", "status": "True", "lastTransitionTime": ended, "message": why}
+        status.update(failed=1, conditions=[{**failed, "reason": "BackoffLimitExceeded"}])
+    else:
+        status["active"] = 1
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(f"{FULLNAME}-{suffix}", labels=CHART_LABELS, creationTimestamp=started),
+        "spec": {"backoffLimit": 2},
+        "status": status,
+    }
+
+
 def pod(name: str, ready: bool) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -431,6 +456,7 @@ def chart_defaults() -> Objects:
         "horizontalpodautoscalers": [],
         "ingresses": [],
         "ingressclasses": [],
+        "jobs": [hook_job("backend-migrations"), hook_job("backend-ch-migrations")],
     }
 
 
@@ -520,6 +546,7 @@ def production() -> Objects:
             configmap(f"{FULLNAME}-config", config),
         ],
         "horizontalpodautoscalers": [hpa(f"{FULLNAME}-{c}", *bounds[c]) for c in DEPLOYMENTS],
+        "jobs": [hook_job(s, age_s=7200) for s in ("backend-migrations", "backend-ch-migrations")],
         "ingresses": [
             {
                 "apiVersion": "networking.k8s.io/v1",

@@ -1,0 +1,1 @@
+"""Alertmanager in, Slack threads out: the webhook receiver, the alert threads, and silences."""

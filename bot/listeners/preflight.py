@@ -1,0 +1,57 @@
+"""`/langsmith preflight`: the upgrade preflight as a live checklist, updated in place like a triage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+
+from bot import commands
+from bot.listeners.common import Caller, audit, guard, post
+from bot.listeners.live import LiveMessage
+from bot.listeners.work import Request, start
+from bot.render.slack_preflight import (
+    render_preflight_progress,
+    render_preflight_result,
+    render_preflight_stopped,
+)
+from runbooks.preflight import configured_values, preflight
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+
+def handle(
+    services: Services, cmd: commands.Preflight, caller: Caller, client: WebClient, respond: Respond
+) -> None:
+    """Start the preflight of the target on the slow pool; the checklist is posted in the channel."""
+    name = services.readiness.target_name(cmd.target)
+    guard(services, commands.ACCESS["preflight"], caller, name)
+    configured_values(
+        services.config.target(name)[1]
+    )  # a missing or broken values file: said before any post
+    work = partial(live_preflight, services, client, caller, name, cmd.to, caller.thread_ts)
+    start(services, Request("preflight", name, cmd.to or ""), caller, work, client=client, respond=respond)
+
+
+def live_preflight(
+    services: Services, client: WebClient, caller: Caller, name: str, to: str | None, thread_ts: str | None
+) -> str:
+    """Post the checklist, update it as steps finish, end with the verdict; returns the verdict."""
+    redactor, started = services.redactor, datetime.now(UTC)
+    ts = post(client, caller.channel, render_preflight_progress(name, to, [], started, redactor), thread_ts)
+    live = LiveMessage(
+        client, caller.channel, ts, lambda done: render_preflight_progress(name, to, done, started, redactor)
+    )
+    try:
+        result = preflight(services.config, name, to_version=to, on_step=live.step)
+    except BaseException:
+        live.finish(render_preflight_stopped(name, to, live.steps, redactor))
+        raise
+    key = services.snapshots.put("preflight", name, result.to_dict())
+    live.finish(render_preflight_result(result, redactor, snapshot=key))
+    audit(services, caller, "preflight", name, f"{to or 'values only'}: {result.verdict.value}")
+    return result.verdict.value
