@@ -9,8 +9,11 @@ COPY storage ./storage
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.12-slim
+# MALLOC_ARENA_MAX: probes and refreshes run on short-lived threads; glibc's per-thread arenas
+# would otherwise fragment and let RSS creep (bench/README.md, memory).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     LSREADY_DATA_DIR=/data
 RUN useradd --create-home --uid 10001 --user-group lsready \
     && mkdir /data && chown 10001:10001 /data

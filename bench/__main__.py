@@ -31,6 +31,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "clickhouse": ("rows read and time of the triage queries on a 30M-row runs table vs naive", 600),
     "check": ("full check wall time on embedded engines, 1, 4 and 16 targets", 300),
     "memory": ("RSS of lsready serve idle, after 100 and after 200 commands", 480),
+    "exporter": ("scrape latency of lsready exporter with 16 targets, healthy and black-holed", 360),
 }
 RESULTS = ROOT / "bench" / "results"
 

@@ -195,6 +195,7 @@ class Serve:
         fake: Any,
         start_timeout: float = 60,
         absent: tuple[str, ...] = (),
+        metrics_port: int = 0,
     ) -> None:
         kit = testkit()
         self.fake = fake
@@ -207,6 +208,7 @@ class Serve:
             "SLACK_SIGNING_SECRET": kit.SIGNING_SECRET,
             "SLACK_API_URL": fake.api_url,
             "PYTHONUNBUFFERED": "1",
+            "MALLOC_ARENA_MAX": "2",  # as the image sets it (Dockerfile)
         }
         self.log_path = workdir / "serve.log"
         boot = ["-c", _ABSENT_BOOT, ",".join(absent)] if absent else ["-m", "bot.cli"]
@@ -221,7 +223,7 @@ class Serve:
             "--port",
             "0",
             "--metrics-port",
-            "0",
+            str(metrics_port),
         ]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)

@@ -18,12 +18,14 @@ from typing import Any
 from bench.ch_http import ChHttp
 from bench.common import Result, Serve, calls, row, rss_mb, say, temp_dir, testkit
 from bench.engines import demo_engines
+from runbooks.demo.engines import free_port
 
 RSS_TARGET_MB = 150.0
 GROWTH_TARGET_MB = 5.0  # from 100 to 200 commands: a leak of 50 KiB per command would show
 # help, status and check in turn; `check redis` is one section, `check` all 69 items.
 MIX = ("help", "status", "help", "check", "help", "check redis")
 SETTLE_S = 1.0
+EXPORTER_S = 5  # exporter.interval: a full refresh of the target every 5 s while commands run
 # Installed here only for the demo extra's chdb, which needs them: a production install has none of
 # them, but sqlite-utils and clickhouse-connect import pandas/numpy/pyarrow when they are present.
 ABSENT = ("chdb", "chdb_core", "pandas", "pyarrow", "numpy", "polars")
@@ -76,7 +78,9 @@ def serve_memory(quick: bool) -> Result:
         }
         fake = kit.FakeSlack()
         stack.callback(fake.close)
-        bot = Serve({"default_target": "demo", "targets": {"demo": target}}, work, fake, absent=ABSENT)
+        # The metrics port on: the exporter refreshes the target beside the commands all along.
+        config = {"default_target": "demo", "targets": {"demo": target}, "exporter": {"interval": EXPORTER_S}}
+        bot = Serve(config, work, fake, absent=ABSENT, metrics_port=free_port())
         stack.callback(bot.stop)
         time.sleep(SETTLE_S)
         idle = bot.rss_mb()[0]
@@ -100,7 +104,7 @@ def serve_memory(quick: bool) -> Result:
                 "MiB",
                 "<",
                 RSS_TARGET_MB,
-                f"ClickHouse over HTTP; absent: {', '.join(ABSENT)}",
+                f"ClickHouse over HTTP; exporter every {EXPORTER_S} s; absent: {', '.join(ABSENT)}",
             ),
             row("memory", f"RSS after {total // 2} commands", half, "MiB", "<", RSS_TARGET_MB),
             row("memory", f"RSS after {total} commands", full, "MiB", "<", RSS_TARGET_MB),
@@ -134,6 +138,7 @@ def serve_memory(quick: bool) -> Result:
             "commands": total,
             "mix": list(MIX),
             "clickhouse": "HTTP, bench/ch_http.py in front of chdb in its own process",
+            "exporter_interval_s": EXPORTER_S,
             "absent_in_bot": list(ABSENT),
             "rss_mib": {"idle": round(idle, 1), "half": round(half, 1), "full": round(full, 1)},
             "shim_rss_mib": round(shim_rss, 1),

@@ -26,6 +26,7 @@ BENCHES = {
     "clickhouse": "bench.clickhouse:big_table_cost",
     "check": "bench.engines:check_wall_time",
     "memory": "bench.memory:serve_memory",
+    "exporter": "bench.exporter:scrape_latency",
 }
 
 

@@ -194,6 +194,7 @@ def serve(
 ) -> None:
     """Run until interrupted: Socket Mode with an app token, else HTTP; the digest scheduler beside it."""
     from bot.alerts.receiver import alert_routes
+    from bot.exporter import start_beside
     from bot.observability import serve_observability
     from bot.scheduler import start_scheduler
 
@@ -210,6 +211,7 @@ def serve(
             services.metrics, metrics_port, health=lambda: {"mode": mode}, routes=routes
         )
     scheduler = start_scheduler(readiness, app.client, services.metrics)
+    exporter = start_beside(readiness, services.metrics) if metrics_port else None
     try:
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -226,4 +228,6 @@ def serve(
             scheduler.shutdown(wait=False)
         if observability is not None:
             observability.shutdown()
+        if exporter is not None:
+            exporter.stop()
         services.shutdown()

@@ -19,7 +19,6 @@ from bot.render.report import FORMATS, render_report
 from checks.config import DEFAULT_PATH, Config, load_config
 from checks.engine import catalog_for, check
 from checks.errors import ConfigError, LsreadyError
-from checks.registry import load_catalog
 from runbooks.readiness import Readiness, parse_duration
 from storage.db import StorageError, default_path
 
@@ -112,7 +111,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: 
 def catalog_cmd(ctx: click.Context, fmt: str) -> None:
     """List every checklist item."""
     # Overrides from the config, when there is one, so the thresholds shown are those in force.
-    catalog = catalog_for(_config(ctx)) if _config_available(ctx) else load_catalog()
+    catalog = catalog_for(_config(ctx))
     if fmt == "json":
         click.echo(json.dumps([i.to_dict() for i in catalog.items], indent=2, ensure_ascii=False))
         return
@@ -370,6 +369,55 @@ def serve_cmd(ctx: click.Context, port: int, host: str, metrics_port: int) -> No
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     serve(settings, _readiness(ctx), port=port, host=host, metrics_port=metrics_port,
           say=lambda line: click.echo(line, err=True))  # fmt: skip
+
+
+@cli.command("exporter")
+@click.option("--port", type=click.IntRange(0, 65535), default=9100, show_default=True,
+              help="Port of /metrics and /healthz.")  # fmt: skip
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option(
+    "--target", "targets", multiple=True, metavar="NAME", help="Export only these targets (repeat)."
+)
+@click.pass_context
+def exporter_cmd(ctx: click.Context, port: int, host: str, targets: tuple[str, ...]) -> None:
+    """Export the write path to Prometheus without Slack, refreshed every `exporter.interval` seconds."""
+    from bot.exporter import run_exporter, store_attestations
+
+    config = _config(ctx)
+    for name in targets:
+        config.target(name)  # an unknown name fails before anything starts
+    if not (targets or config.targets):
+        raise click.UsageError(
+            "no targets configured: add one to the config file (see `lsready config check`)"
+        )
+    acks = store_attestations(_readiness(ctx)) if _has_store(config) else None
+    run_exporter(config, port=port, host=host, targets=targets or None, attestations_for=acks,
+                 say=lambda line: click.echo(line, err=True))  # fmt: skip
+
+
+@cli.command("alert-rules")
+@click.option("--format", "fmt", type=click.Choice(["rules", "operator", "tests"]), default="rules",
+              show_default=True, help="Rules file, PrometheusRule or promtool tests.")  # fmt: skip
+@click.option("--namespace", default="langsmith", show_default=True, help="The PrometheusRule's namespace.")
+@click.option("--write", "directory", metavar="DIR", help="Write all three files into DIR instead.")
+@click.pass_context
+def alert_rules_cmd(ctx: click.Context, fmt: str, namespace: str, directory: str | None) -> None:
+    """Print the shipped alert rules with this config's thresholds (see deploy/prometheus)."""
+    from runbooks.alert_rules import FILES, render_operator, render_rules, render_tests
+
+    catalog = catalog_for(_config(ctx))
+    texts = {
+        "rules": render_rules(catalog),
+        "operator": render_operator(catalog, namespace),
+        "tests": render_tests(catalog),
+    }
+    if directory is None:
+        click.echo(texts[fmt], nl=False)
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for kind, text in texts.items():
+        (Path(directory) / FILES[kind]).write_text(text)
+        click.echo(str(Path(directory) / FILES[kind]))
 
 
 # Triage exit codes: 0 healthy, 1 a diagnosed bottleneck, 3 could not tell (2 stays usage errors).

@@ -66,6 +66,11 @@ class Metrics:
         )  # fmt: skip
         self.started = Gauge("lsready_start_time_seconds", "Process start time", registry=self.registry)
         self.started.set(time.time())
+        self._extra: list[Callable[[], bytes]] = []
+
+    def attach(self, exposition: Callable[[], bytes]) -> None:
+        """Serve another exposition after these families (the exporter's write-path gauges)."""
+        self._extra.append(exposition)
 
     def observe_report(self, report: Report, *, whole: bool) -> None:
         """Record a check: per-probe durations and verdicts, and, for a check of the whole checklist
@@ -90,7 +95,7 @@ class Metrics:
         self.alerts.labels(outcome).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return b"".join([generate_latest(self.registry), *(extra() for extra in self._extra)])
 
 
 def serve_observability(

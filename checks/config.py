@@ -111,6 +111,19 @@ class LangSmithConfig(_Strict):
         return _check_url(v, ("http", "https"), "LangSmith")
 
 
+class QueueEndpointsConfig(_Strict):
+    """LangSmith's published queue depths; by default derived from kubernetes.release and namespace."""
+
+    enabled: bool = True
+    backend_url: str | None = None  # e.g. http://langsmith-backend.langsmith:1984
+    platform_backend_url: str | None = None  # e.g. http://langsmith-platform-backend.langsmith:1986
+
+    @field_validator("backend_url", "platform_backend_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v, ("http", "https"), "queue endpoint")
+
+
 class PreflightConfig(_Strict):
     values: str | None = None  # the values file the next `helm upgrade -f` will use
     current_values: str | None = None  # `helm get values` output; unset: read the deployed objects
@@ -123,6 +136,7 @@ class TargetConfig(_Strict):
     kubernetes: KubernetesConfig | None = None
     blob: BlobConfig | None = None
     langsmith: LangSmithConfig | None = None
+    queue_endpoints: QueueEndpointsConfig | None = None
     preflight: PreflightConfig | None = None
 
 
@@ -215,6 +229,10 @@ class AlertsConfig(_Strict):
         return int(self.retriage_after[:-1]) * {"s": 1, "m": 60, "h": 3600}[self.retriage_after[-1]]
 
 
+class ExporterConfig(_Strict):
+    interval: float = Field(60.0, ge=1, le=3600)  # seconds between refreshes of each target
+
+
 class Config(_Strict):
     default_target: str | None = None
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
@@ -225,6 +243,7 @@ class Config(_Strict):
     acks: AckPolicy = Field(default_factory=AckPolicy)
     digest: DigestConfig = Field(default_factory=DigestConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
@@ -256,6 +275,9 @@ class Config(_Strict):
                     redactor.add(url_password(getattr(section, "url", None) or section.base_url))
             if target.langsmith is not None:
                 redactor.add(target.langsmith.api_key)
+            if target.queue_endpoints is not None:
+                redactor.add(url_password(target.queue_endpoints.backend_url))
+                redactor.add(url_password(target.queue_endpoints.platform_backend_url))
             if target.blob is not None:
                 redactor.add(target.blob.secret_access_key)
                 redactor.add(url_password(target.blob.endpoint_url))

@@ -35,6 +35,7 @@ from checks.probes.clickhouse import (
     running_queries,
 )
 from checks.probes.common import grade_above, grade_high, human_bytes, human_duration, pct, worst
+from checks.probes.published_queues import NoEndpoints, disagreements, read_published
 from checks.probes.redis import QueueDepth, queue_depths
 
 PROBE_TAG = "triage"  # ClickHouse queries start with `-- lsready:triage`
@@ -77,6 +78,11 @@ def _read_queues(clients: Clients, p: Mapping[str, Any]) -> dict[str, Any]:
     return _stamp({"depths": depths, "ends": _list_ends(r, depths, 1)})
 
 
+def _read_published(clients: Clients, p: Mapping[str, Any]) -> dict[str, Any]:
+    """LangSmith's own published depths (what KEDA scales on), beside the Redis reading."""
+    return _stamp(read_published(clients.target, clients.timeout_s, lambda: clients.cluster.release))
+
+
 READERS: dict[str, Callable[[Clients, Mapping[str, Any]], dict[str, Any]]] = {
     "clickhouse.running": _read_running,
     "clickhouse.parts": _read_parts,
@@ -84,6 +90,7 @@ READERS: dict[str, Callable[[Clients, Mapping[str, Any]], dict[str, Any]]] = {
     "clickhouse.io": _read_io,
     "clickhouse.delay": _read_delay,
     "redis.queues": _read_queues,
+    "langsmith.queues": _read_published,
 }
 
 
@@ -228,7 +235,9 @@ def _grade_flow(f: QueueFlow, p: Mapping[str, Any]) -> Status:
 
 
 def queue_drain(readings: Readings, p: Mapping[str, Any]) -> Evidence:
-    """Queue depth, oldest job, arrivals vs drain over the sample, and time left before runs expire."""
+    """Queue depth, oldest job, arrivals vs drain over the sample, and time left before runs expire;
+    LangSmith's published depths beside them, where a disagreement is evidence of its own."""
+    readings.start("langsmith.queues")
     flows, first_at, second_at = _flows(readings, p)
     graded = sorted(
         ((f, _grade_flow(f, p)) for f in flows),
@@ -245,13 +254,14 @@ def queue_drain(readings: Readings, p: Mapping[str, Any]) -> Evidence:
     threshold = {
         k: p[k] for k in ("queue_warn", "queue_fail", "oldest_warn_s", "oldest_fail_s", "stalled_min_depth")
     }
+    published = _published(readings, flows, first_at, observed)
     if all(f.waiting == 0 for f in flows):
         names = ", ".join(f.label for f in flows) or "none found"
         before = sum(f.waiting_before for f in flows)
         earlier = f"; {before} waited {flows[0].interval_s:.1f} s earlier and left" if before else ""
         return Evidence(
             Status.PASS,
-            f"No job waits in the Redis queues ({names}){earlier}; the workers keep up.",
+            f"No job waits in the Redis queues ({names}){earlier}; the workers keep up{published}.",
             observed,
             threshold,
         )
@@ -259,7 +269,37 @@ def queue_drain(readings: Readings, p: Mapping[str, Any]) -> Evidence:
     observed["oldest_expires_in_s"] = (
         None if lead.oldest_age_s is None else round(max(0.0, expiry - lead.oldest_age_s), 1)
     )
-    return Evidence(status, _flow_sentence(lead, p, expiry), observed, threshold)
+    return Evidence(status, _flow_sentence(lead, p, expiry)[:-1] + published + ".", observed, threshold)
+
+
+def _published(
+    readings: Readings, flows: list[QueueFlow], first_at: datetime, observed: dict[str, Any]
+) -> str:
+    """The phrase on LangSmith's published depths (empty when none are configured); fills `observed`."""
+    try:
+        value = readings.value("langsmith.queues")
+    except TimeoutError:
+        observed["langsmith_endpoints"] = {"error": f"no answer within {readings.timeout_s:g} s"}
+        return "; LangSmith's queue endpoints did not answer in time"
+    except NoEndpoints:
+        return ""
+    except Exception as exc:
+        observed["langsmith_endpoints"] = {"error": reason(exc)}
+        return f"; LangSmith's queue endpoints were not read ({reason(exc)})"
+    depths, errors = value
+    apart = disagreements(depths, {f.label: f.waiting_before for f in flows}, first_at.timestamp())
+    observed["langsmith_endpoints"] = {
+        "depths": {f"{d.service} {d.queue}": d.pending for d in depths},
+        "errors": errors,
+        "disagreements": [d.sentence() for d in apart],
+    }
+    unread = "".join(f"; {service} not read ({why})" for service, why in errors.items())
+    if apart:
+        return "; " + "; ".join(d.sentence() for d in apart) + unread
+    if depths:
+        shown = ", ".join(f"{d.queue} {d.pending}" for d in depths[:5])
+        return f"; LangSmith's own endpoints agree ({shown}){unread}"
+    return unread
 
 
 _RANK = {Status.FAIL: 0, Status.WARN: 1, Status.PASS: 2}

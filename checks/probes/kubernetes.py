@@ -1032,11 +1032,68 @@ def monitoring(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     return Evidence(Status.PASS, f"Redis, PostgreSQL and ClickHouse are all scraped ({shown}).", observed)
 
 
+# The rule group of lsready's own shipped rules (deploy/prometheus, runbooks.alert_rules).
+LSREADY_RULE_GROUP = "lsready.langsmith-write-path"
+LSREADY_APP = "lsready"  # app.kubernetes.io/name of lsready's Deployment, Service and monitors
+
+
+def _lsready_rules(rules: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(namespace/name, alert count) of the PrometheusRules that carry lsready's shipped group."""
+    found = []
+    for obj in rules:
+        groups = (obj.get("spec") or {}).get("groups") or []
+        if any(g.get("name") == LSREADY_RULE_GROUP for g in groups):
+            count = sum(1 for g in groups for r in g.get("rules") or [] if "alert" in r)
+            found.append((f"{meta(obj).get('namespace')}/{name_of(obj)}", count))
+    return found
+
+
+def _lsready_scraped(cluster: Cluster) -> list[str]:
+    """What scrapes lsready: monitors selecting it, or its pods annotated for scraping."""
+    via = [label for label, text in _monitors_for(cluster) if LSREADY_APP in text]
+    for workload in cluster.objects("deployments"):
+        pod_meta = ((workload.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        labels, notes = pod_meta.get("labels") or {}, pod_meta.get("annotations") or {}
+        if (
+            labels.get("app.kubernetes.io/name") == LSREADY_APP
+            and notes.get("prometheus.io/scrape") == "true"
+        ):
+            via.append(f"deployment {name_of(workload)} (prometheus.io annotations)")
+    return via
+
+
 def alerts(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """PrometheusRules alert on ingestion delay (or queue depth) and on ClickHouse query saturation."""
+    """PrometheusRules alert on ingestion delay (or queue depth) and on ClickHouse query saturation;
+    lsready's shipped rules count when something also scrapes lsready's exporter, their input."""
     cluster = clients.cluster
     rules = cluster.objects("prometheusrules")
     threshold = {"ingestion_delay_p95_s": params["ingestion_delay_p95_s"]}
+    shipped = _lsready_rules(rules)
+    if shipped:
+        where = ", ".join(f"PrometheusRule {name} ({n} alerts)" for name, n in shipped)
+        scraped = _lsready_scraped(cluster)
+        observed = {
+            "prometheusrules": len(rules),
+            "lsready_rules": dict(shipped),
+            "lsready_scraped_by": scraped,
+        }
+        if scraped:
+            return Evidence(
+                Status.PASS,
+                f"lsready's shipped alert rules are loaded ({where}: ingestion delay, queue growth, query "
+                f"saturation, parts, disk) and {scraped[0]} scrapes lsready's exporter; threshold P95 "
+                f"ingestion delay {threshold['ingestion_delay_p95_s']} s.",
+                observed,
+                threshold,
+            )
+        return Evidence(
+            Status.WARN,
+            f"lsready's shipped alert rules are loaded ({where}) but nothing visible scrapes lsready's "
+            f"exporter (no ServiceMonitor or PodMonitor selecting app.kubernetes.io/name={LSREADY_APP}, no "
+            "prometheus.io/scrape on its pods), so they cannot fire: apply deploy/prometheus.",
+            observed,
+            threshold,
+        )
     if not rules:
         why = cluster.notes.get("prometheusrules", "no PrometheusRule objects")
         return Evidence(
