@@ -130,9 +130,11 @@ def catalog_cmd(ctx: click.Context, fmt: str) -> None:
     "--fail-under", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when the score is lower."
 )
 @click.option(
-    "--strict", is_flag=True, help="Exit 3 when a required item could not be verified (for CI gates)."
+    "--allow-unknown",
+    is_flag=True,
+    help="Exit 0 even when a required item could not be verified (default: exit 3).",
 )
-@click.option("--allow-unknown", is_flag=True, hidden=True)  # the default now; kept so old gates still run
+@click.option("--strict", is_flag=True, hidden=True)  # failing closed is the default; kept so old gates run
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -140,10 +142,15 @@ def check_cmd(
     section: str | None,
     fmt: str,
     fail_under: float | None,
-    strict: bool,
     allow_unknown: bool,
+    strict: bool,
 ) -> None:
-    """Run the readiness probes; exit 1 when a required item fails (--strict: 3 when one is unknown)."""
+    """Run the readiness probes of one target.
+
+    Exit 0 when every required item passes (or is attested), 1 when one fails or the score is under
+    --fail-under, 2 on a usage or configuration error, 3 when a required item could not be verified
+    (unknown) and none fails; --allow-unknown turns that 3 into 0.
+    """
     config = _config(ctx)
     if _has_store(config):
         readiness = _readiness(ctx)
@@ -157,8 +164,8 @@ def check_cmd(
     under = fail_under is not None and report.score.percent < fail_under
     if failing or under:
         ctx.exit(EXIT_FINDINGS)
-    # With --strict, a gate that cannot see the deployment does not go green: unknown is not a pass.
-    ctx.exit(EXIT_UNVERIFIED if strict and report.score.required_unknown else EXIT_OK)
+    # A gate that cannot see the deployment does not go green: unknown is not a pass.
+    ctx.exit(EXIT_UNVERIFIED if report.score.required_unknown and not allow_unknown else EXIT_OK)
 
 
 def _config_available(ctx: click.Context) -> bool:

@@ -150,20 +150,35 @@ def test_snapshot_commands_prints_kubectl_lines_for_every_kind_read():
     assert "-n ls" in result.output
 
 
-def test_check_that_cannot_verify_required_items_lists_them_and_exits_3_when_strict(tmp_path, blackhole):
+def test_check_that_cannot_verify_required_items_exits_3_unless_unknown_is_allowed(tmp_path, blackhole):
     path = tmp_path / "c.yaml"
     path.write_text(
         f"targets: {{a: {{clickhouse: {{url: 'http://127.0.0.1:{blackhole.port}/default'}}}}}}\n"
         "timeouts: {probe_s: 0.5, run_s: 5}\n"
     )
-    strict = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3", "--strict"], obj={})
-    assert strict.exit_code == 3, strict.output
-    assert "Required items that could not be verified" in strict.output
-    assert "No required item fails" not in strict.output
-    plain = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
-    assert plain.exit_code == 0 and "Required items that could not be verified" in plain.output
-    old_gate = ["--config", str(path), "check", "--section", "3", "--allow-unknown"]
-    assert CliRunner().invoke(cli, old_gate, obj={}).exit_code == 0  # still accepted: the default now
+    gate = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
+    assert gate.exit_code == 3, gate.output
+    assert "Required items that could not be verified" in gate.output
+    assert "No required item fails" not in gate.output
+    allowed = ["--config", str(path), "check", "--section", "3", "--allow-unknown"]
+    result = CliRunner().invoke(cli, allowed, obj={})
+    assert result.exit_code == 0 and "Required items that could not be verified" in result.output
+    old_gate = ["--config", str(path), "check", "--section", "3", "--strict"]
+    assert CliRunner().invoke(cli, old_gate, obj={}).exit_code == 3  # still accepted: the default now
+
+
+def test_a_target_whose_every_backend_is_unreachable_never_exits_0(tmp_path, unused_port):
+    """A CI gate that cannot see anything does not go green."""
+    path = tmp_path / "c.yaml"
+    url = f"127.0.0.1:{unused_port}"
+    path.write_text(
+        f"targets: {{a: {{redis: {{url: 'redis://{url}/0'}}, postgres: {{url: 'postgresql://u@{url}/p'}}, "
+        f"clickhouse: {{url: 'http://{url}/default'}}}}}}\n"
+        "timeouts: {probe_s: 1, run_s: 10}\n"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
+    assert result.exit_code == 3, result.output
+    assert "Score 0.0%" in result.output
 
 
 def test_catalog_shows_thresholds_in_force_from_config(tmp_path):
