@@ -29,7 +29,7 @@ class DiagnosisKind(StrEnum):
 
 @dataclass(frozen=True)
 class FromCatalog:
-    """A runbook threshold that is a catalog item's threshold, so `thresholds:` in config moves both."""
+    """A runbook threshold: a catalog item's (or triage-only signal's) threshold, never a number here."""
 
     item: str
     key: str
@@ -89,7 +89,7 @@ class Runbook:
     steps: tuple[Step, ...]
     rules: tuple[Rule, ...]  # first match wins
     fallback: Rule  # when no rule matches; an inconclusive rule naming what was not measured
-    thresholds: Mapping[str, Any] = field(default_factory=dict)  # values or FromCatalog references
+    thresholds: Mapping[str, FromCatalog] = field(default_factory=dict)
     description: str = ""
 
     def step(self, step_id: str) -> Step:

@@ -19,7 +19,7 @@ from checks.errors import LsreadyError
 from checks.model import Status
 from checks.probes.clickhouse import DiskUse
 from checks.registry import load_catalog
-from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS, THRESHOLDS
+from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS
 from runbooks.engine import RunbookError, diagnose, validate, walk
 from runbooks.measure import MEASURES
 from runbooks.model import END, FromCatalog, Go, Runbook, StepResult
@@ -128,7 +128,16 @@ def test_config_threshold_overrides_reach_the_runbooks() -> None:
     )
     resolved = resolve_thresholds(RUNBOOKS["trace-visibility"], catalog)
     assert (resolved["queue_warn"], resolved["delay_warn_s"]) == (5, 9)
-    assert resolved["oldest_fail_s"] == THRESHOLDS["oldest_fail_s"]
+    assert resolved["oldest_fail_s"] == catalog.signals["triage.queues"]["oldest_fail_s"] == 600
+    # A triage-only signal is overridden the same way, by its id in the catalog's signals.
+    signal = load_catalog(thresholds={"triage.queues": {"oldest_fail_s": 900}})
+    assert resolve_thresholds(RUNBOOKS["queue-depth"], signal)["oldest_fail_s"] == 900
+
+
+def test_runbooks_keep_no_number_of_their_own() -> None:
+    """Every runbook threshold is a reference into the catalog file, never a value in code."""
+    for book in RUNBOOKS.values():
+        assert all(isinstance(v, FromCatalog) for v in book.thresholds.values())
 
 
 def test_a_backwards_transition_is_refused() -> None:
