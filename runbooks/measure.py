@@ -343,7 +343,7 @@ def _disk(readings: Readings, p: Mapping[str, Any], observed: dict[str, Any]) ->
     top = disks[0]
     warn_r, fail_r = float(p["disk_warn_ratio"]), float(p["disk_fail_ratio"])
     graded = grade_high(top.used_ratio, warn_r, fail_r)
-    where = f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full"
+    where = f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio, warn_r, fail_r)} full"
     limits = f"(warn {pct(warn_r)}, fail {pct(fail_r)})"
     if graded is Status.FAIL:
         return Status.FAIL, f"{where} {limits}: merges and inserts stop as it fills"

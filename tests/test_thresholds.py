@@ -202,3 +202,38 @@ def test_probes_and_runbooks_keep_no_threshold_defaults_in_code() -> None:
 
 def _all_threshold_keys() -> set[str]:
     return {k for schema in catalog_schema(CATALOG_PATH).thresholds.values() for k in schema}
+
+
+# --- A shown value never contradicts its grade ---------------------------------------------------
+
+
+def test_a_percentage_is_shown_with_the_precision_that_decides() -> None:
+    from checks.probes.common import pct
+
+    assert pct(0.695, 0.70, 0.85) == "69.5%"  # once '70%' under 'warn at 70%', and graded pass
+    assert pct(0.7004, 0.70) == "70.04%"
+    assert pct(0.70, 0.70) == "70%" and pct(0.5, 0.7) == "50%"
+    assert pct(0.875) == "87.5%"  # a limit is shown as it is
+
+
+def test_redis_memory_just_under_its_warn_level_never_reads_as_at_it(
+    redis_client: Any, redis_url: str
+) -> None:
+    from checks.clients import Clients
+    from checks.config import TargetConfig
+    from checks.probes import redis as probes
+
+    redis_client.config_set("maxmemory", "64mb")
+    redis_client.set("blob", "x" * 20_000_000)
+    clients = Clients("t", TargetConfig.model_validate({"redis": {"url": redis_url}}), timeout_s=5)
+    try:
+        ratio = probes.memory(clients, {"warn_ratio": 0.9, "fail_ratio": 0.95}).observed["used_ratio"]
+        for warn in (round(ratio + 0.002, 4), round(ratio - 0.002, 4)):
+            ev = probes.memory(clients, {"warn_ratio": warn, "fail_ratio": 0.95})
+            m = re.search(r"\(([\d.]+)%\); warn at ([\d.]+)%", ev.summary)
+            assert m, ev.summary
+            shown, limit = float(m.group(1)), float(m.group(2))
+            assert (shown >= limit) == (ev.status is not Status.PASS), ev.summary
+            assert ev.status is (Status.PASS if warn > ratio else Status.WARN)
+    finally:
+        clients.close()

@@ -852,7 +852,7 @@ def disk_usage(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     threshold = {"warn_ratio": warn_r, "fail_ratio": fail_r, "system_logs_warn_share": logs_share_limit}
     status = grade_high(top.used_ratio, warn_r, fail_r)
     summary = (
-        f"ClickHouse disk '{top.disk}' on {top.host} is {top.used_ratio * 100:.1f}% full "
+        f"ClickHouse disk '{top.disk}' on {top.host} is {pct(top.used_ratio, warn_r, fail_r)} full "
         f"({human_bytes(top.used_bytes)} of {human_bytes(top.total_bytes)}; "
         f"warn {pct(warn_r)}, fail {pct(fail_r)})"
     )
@@ -861,7 +861,7 @@ def disk_usage(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         status = worst(status, Status.WARN)
         biggest = max(logs[heavy[0]].items(), key=lambda kv: kv[1])[0]
         summary += (
-            f", and system log tables take {pct(heavy[1])} of the used space on {heavy[0]} "
+            f", and system log tables take {pct(heavy[1], logs_share_limit)} of the used space on {heavy[0]} "
             f"(largest system.{biggest}; limit {pct(logs_share_limit)}): set a TTL on them"
         )
     note = _silent_note(answered, expected)

@@ -21,8 +21,24 @@ def grade_high(value: float, warn: float, fail: float) -> Status:
     return Status.PASS
 
 
-def pct(ratio: float) -> str:
-    return f"{ratio * 100:.0f}%"
+def pct(ratio: float, *limits: float) -> str:
+    """A ratio as a percentage with the precision that decides.
+
+    Alone (a limit, or a value graded against nothing), exact to two decimals: '70%', '87.5%'.
+    Given the limits it is graded against, with the decimals it takes for the shown value to compare
+    with each shown limit as the values do: '69.5%' under a 70% warn, never '70%'.
+    """
+    if not limits:
+        return f"{round(ratio * 100, 2):g}%"
+    for digits in range(7):
+        shown = round(ratio * 100, digits)
+        if all(
+            (shown >= round(limit * 100, 2)) == (ratio >= limit)
+            and (shown > round(limit * 100, 2)) == (ratio > limit)
+            for limit in limits
+        ):
+            return f"{ratio * 100:.{digits}f}%"
+    return f"{ratio * 100!r}%"
 
 
 def human_bytes(n: float) -> str:

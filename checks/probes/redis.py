@@ -197,9 +197,10 @@ def memory(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     # The peak shows how close a past burst came, which a quiet moment hides.
     observed["peak_ratio"] = round(observed["used_memory_peak"] / maxmemory, 4)
     status = grade_high(ratio, params["warn_ratio"], params["fail_ratio"])
+    shown = pct(ratio, params["warn_ratio"], params["fail_ratio"])
     return Evidence(
         status,
-        f"Redis uses {human_bytes(used)} of maxmemory {human_bytes(maxmemory)} ({pct(ratio)}); "
+        f"Redis uses {human_bytes(used)} of maxmemory {human_bytes(maxmemory)} ({shown}); "
         f"warn at {pct(params['warn_ratio'])}, fail at {pct(params['fail_ratio'])}.",
         observed,
         threshold,
@@ -436,7 +437,8 @@ def _monitored_summary(
             f"its depth is {oldest.waiting} ({limits})."
         )
     conns = f"{connected} clients" + (
-        f" of maxclients {maxclients} ({pct(connected / maxclients)}, warn at "
+        f" of maxclients {maxclients} "
+        f"({pct(connected / maxclients, params['connections_warn_ratio'])}, warn at "
         f"{pct(params['connections_warn_ratio'])})"
         if maxclients
         else " (maxclients not visible: Redis < 6.2 and no CONFIG GET)"
