@@ -40,8 +40,50 @@ def _usage_line(exc: click.UsageError) -> click.UsageError:
     return _UsageLine(exc.format_message(), exc.ctx)
 
 
+def _global_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        obj = ctx.ensure_object(dict)
+        obj["config_path"] = value
+        obj.pop("config", None)
+
+
+def _global_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        setup_logging(logging.DEBUG, ctx.ensure_object(dict).get("log_format", "text"))
+
+
+def _global_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["log_format"] = value
+        setup_logging(logging.getLogger().level, value)
+
+
+def _global_options() -> list[click.Option]:
+    """The group's own options, accepted after any subcommand too (as kubectl and helm take flags)."""
+    return [
+        click.Option(["--config", "_global_config"], metavar="PATH", expose_value=False,
+                     callback=_global_config, help="Config file (default $LSREADY_CONFIG, ./lsready.yaml)."),
+        click.Option(["-v", "--verbose", "_global_verbose"], is_flag=True, expose_value=False,
+                     callback=_global_verbose, help="Log debug details to stderr."),
+        click.Option(["--log-format", "_global_log_format"], type=click.Choice(["text", "json"]),
+                     expose_value=False, callback=_global_log_format,
+                     help="Log lines as text or JSON (default text, or $LSREADY_LOG_FORMAT)."),
+    ]  # fmt: skip
+
+
 class _Group(click.Group):
-    """Turns every user-facing error into one line on stderr and exit code 2, never a traceback."""
+    """Turns every user-facing error into one line on stderr and exit code 2, never a traceback.
+
+    Every command added to it (now or later, nested groups too) also takes the global options,
+    after its name as well as before, and lists them in its help.
+    """
+
+    group_class = type  # subgroups are _Group too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        taken = {opt for p in cmd.params for opt in p.opts}
+        cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
+        super().add_command(cmd, name)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         try:

@@ -1,5 +1,6 @@
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -210,3 +211,46 @@ def test_several_targets_without_default_ask_for_one(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
     assert result.exit_code == 2
     assert "several targets are configured (a, b)" in result.output
+
+
+def _commands(group, path=()):
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_global_options_are_taken_after_the_command_too_and_listed_in_its_help(tmp_path):
+    import logging
+
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\nthresholds: {redis.memory_sized: {warn_ratio: high}}\n")
+    for args in (["check", "--config", str(path)], ["config", "check", f"--config={path}"]):
+        out = CliRunner().invoke(cli, args, obj={})
+        assert out.exit_code == 2 and "thresholds.redis.memory_sized.warn_ratio" in out.output, out.output
+    root = logging.getLogger()
+    level = root.level
+    try:
+        out = CliRunner().invoke(
+            cli, ["config", "check", "--config", str(path), "-v", "--log-format", "json"]
+        )
+        assert "No such option" not in out.output and root.level == logging.DEBUG
+    finally:
+        root.setLevel(level)
+    for names, _ in _commands(cli):
+        text = CliRunner().invoke(cli, [*names, "--help"]).output
+        for flag in ("--config PATH", "-v, --verbose", "--log-format"):
+            assert flag in text, (names, flag)
+
+
+def test_a_command_added_later_gets_the_global_options_for_free(tmp_path):
+    @cli.command("late-command")
+    @click.pass_context
+    def late(ctx):
+        click.echo(f"config is {ctx.obj['config_path']}")
+
+    try:
+        out = CliRunner().invoke(cli, ["late-command", "--config", "x.yaml"], obj={})
+        assert out.output == "config is x.yaml\n"
+    finally:
+        cli.commands.pop("late-command")
