@@ -422,7 +422,8 @@ def serve_cmd(ctx: click.Context, port: int, host: str, metrics_port: int) -> No
 
 
 # Triage exit codes: 0 healthy, 1 a diagnosed bottleneck, 3 could not tell (2 stays usage errors).
-TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure": 1, "inconclusive": 3}
+TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure": 1, "insert_path_delay": 1,
+               "inconclusive": 3}  # fmt: skip
 
 
 @cli.command("triage")
@@ -435,7 +436,7 @@ TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure
 @click.pass_context
 def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
                sample_interval: float | None) -> None:  # fmt: skip
-    """Walk a triage runbook, read-only; exit 0 healthy, 1 saturation or backpressure, 3 inconclusive."""
+    """Walk a triage runbook, read-only; exit 0 healthy, 1 a diagnosed bottleneck, 3 inconclusive."""
     from bot.render.triage import render_triage
     from runbooks.triage import triage
 

@@ -96,13 +96,15 @@ _RECHECK = "Re-run `lsready triage` after each change and compare: act on one la
 
 SATURATION_ACTIONS = (_NO_WORKERS, _REDUCE_LOAD, _MERGES_AND_DISK, _SCALE_CH, _ASYNC_LEVER, _RECHECK)
 
+# Every ClickHouse signal passed: no action asks to scale it unless it names the unmeasured reading
+# (insert durations) that would implicate it.
 INSERT_PATH_ACTIONS = (
-    _NO_WORKERS,
-    "Look at the insert path: insert durations in `system.query_log` (query_kind = 'Insert'), pending "
-    "`system.asynchronous_inserts`, and errors in the ingest-queue logs (`kubectl -n {namespace} logs "
-    "deploy/{fullname}-ingest-queue`).",
-    _MERGES_AND_DISK,
-    _SCALE_CH,
+    "Look at the insert path, which the triage does not measure: insert durations in `system.query_log` "
+    "(query_kind = 'Insert', the last 15 min), pending `system.asynchronous_inserts`, and errors or retries "
+    "in the ingest-queue logs (`kubectl -n {namespace} logs deploy/{fullname}-ingest-queue`).",
+    "Do not add queue workers: the queues already drain, so more workers would not land runs sooner.",
+    "Only if those insert durations are long is ClickHouse the bottleneck after all: then reduce its "
+    "query load and give {fullname}-clickhouse more CPU and IOPS.",
     _ASYNC_LEVER,
     _RECHECK,
 )
@@ -176,10 +178,11 @@ RULES = (
     ),
     Rule(
         "delay-after-the-queues",
-        DiagnosisKind.CLICKHOUSE_SATURATION,
+        DiagnosisKind.INSERT_PATH_DELAY,
         {"clickhouse": accept(P), "queues": accept(P), "delay": accept(W, F)},
-        "ClickHouse saturation on the insert path: runs leave Redis promptly but land in ClickHouse late, "
-        "although its load and parts look normal.",
+        "Insert-path delay: runs leave Redis promptly and ClickHouse's load, merges and parts pass, yet "
+        "runs land late; the time is spent between the workers and ClickHouse's inserts, which the triage "
+        "does not measure.",
         INSERT_PATH_ACTIONS,
     ),
     Rule(

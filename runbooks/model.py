@@ -23,6 +23,8 @@ END = "end"  # a transition's target that concludes the walk
 class DiagnosisKind(StrEnum):
     CLICKHOUSE_SATURATION = "clickhouse_saturation"
     INGESTION_BACKPRESSURE = "ingestion_backpressure"
+    # Runs leave the queues promptly and every ClickHouse signal passes, yet they land late.
+    INSERT_PATH_DELAY = "insert_path_delay"
     HEALTHY = "healthy"
     INCONCLUSIVE = "inconclusive"
 

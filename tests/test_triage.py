@@ -54,6 +54,14 @@ def test_scenario_reaches_its_diagnosis(name: str, stage: Stage, clickhouse: Any
         "ingestion-delay",
     ]
     assert result.steps[0].status is Status.PASS  # both backends answered the snapshot
+    d = result.diagnosis
+    if d.kind is DiagnosisKind.CLICKHOUSE_SATURATION:  # "Why" once listed a [pass] ClickHouse line here
+        assert not any(r.startswith("[pass]") for r in d.reasons), d.reasons
+    if d.kind is DiagnosisKind.INSERT_PATH_DELAY:  # every ClickHouse step passed: never "Scale ClickHouse"
+        assert {s.status for s in result.steps if s.step_id in ("clickhouse-load", "merges")} == {Status.PASS}
+        assert "saturation" not in d.headline.lower()
+        assert not any("Scale ClickHouse" in a for a in d.actions), d.actions
+        assert any("Only if" in a and "insert durations" in a for a in d.actions), d.actions
 
 
 def test_backlog_with_idle_clickhouse_is_backpressure_with_arrivals_and_no_drain(
