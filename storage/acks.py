@@ -130,6 +130,29 @@ class AckStore:
         current = {a.id for t in {a.target for a in acks} for a in self.current(t).values()}
         return [a for a in acks if a.id in current and a.active(now)]
 
+    def changes_since(self, target: str, since: datetime) -> dict[str, list[Ack]]:
+        """Acknowledgements of a target added, revoked, and (the one that counted) expired since `since`."""
+        now = self.clock()
+        rows = self.db.execute_returning_dicts(
+            "SELECT * FROM acks WHERE target = ? AND (created > ? OR revoked > ? OR expires > ?)"
+            " ORDER BY created, id",
+            [target, iso(since), iso(since), iso(since)],
+        )
+        acks = [_row(r) for r in rows]
+        counted = {a.id for a in self.current(target).values()}
+        # A revocation clears every earlier row of the item too; the newest one is what was revoked.
+        revoked: dict[str, Ack] = {}
+        for a in acks:
+            if a.revoked is not None and a.revoked > since:
+                revoked[a.item_id] = a
+        return {
+            "added": [a for a in acks if a.created > since],
+            "revoked": list(revoked.values()),
+            "expired": [
+                a for a in acks if a.id in counted and a.expires is not None and since < a.expires <= now
+            ],
+        }
+
     def release_reminder(self, ack_id: int, kind: str) -> None:
         """Give a reminder back when it could not be sent, so a later run sends it."""
         with self.db.conn:
