@@ -252,6 +252,11 @@ def ack_cmd(ctx: click.Context, item_id: str, by: str, note: str, expires: str |
         target, item_id, by, note=note, expires=expires, evidence_link=evidence_link
     )
     click.echo(f"{ack.item_id} attested by {ack.by} for {ack.target} until {ack.expires:%Y-%m-%d}")
+    old = ack.supersedes
+    if old is not None:
+        until = f", until {old.expires:%Y-%m-%d}" if old.expires else ""
+        said = f": {old.note}" if old.note else ""
+        click.echo(f"  supersedes #{old.id} by {old.by} of {old.created:%Y-%m-%d}{until}{said}")
 
 
 @cli.command("acks")
@@ -265,18 +270,32 @@ def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt
     """List acknowledgements."""
     readiness = _readiness(ctx)
     name = readiness.target_name(target) if target or readiness.config.targets else None
-    rows = [a.to_dict() for a in readiness.acks.list(name, include_inactive=include_inactive)]
+    acks = readiness.acks.list(name, include_inactive=include_inactive)
+    states = readiness.acks.states(readiness.acks.list(name, include_inactive=True))
+    rows = [{**a.to_dict(), "state": states[a.id]} for a in acks]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
         _csv(
-            rows, ["id", "target", "item_id", "by", "note", "created", "expires", "evidence_link", "revoked"]
+            rows,
+            [
+                "id",
+                "target",
+                "item_id",
+                "by",
+                "note",
+                "created",
+                "expires",
+                "evidence_link",
+                "revoked",
+                "state",
+            ],
         )
     elif not rows:
         click.echo("no acknowledgements")
     else:
         for r in rows:
-            state = " (revoked)" if r["revoked"] else ""
+            state = "" if r["state"] == "active" else f" ({r['state']})"
             click.echo(f"{r['target']}  {r['item_id']:<36} {r['by']:<14} until {(r['expires'] or '-')[:10]}"
                        f"{state}  {r['note']}")  # fmt: skip
 

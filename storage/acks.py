@@ -25,6 +25,7 @@ class Ack:
     thread_ts: str | None = None
     revoked: datetime | None = None
     revoked_by: str | None = None
+    supersedes: Ack | None = None  # set on a new acknowledgement that replaced a live one
 
     def active(self, now: datetime) -> bool:
         return self.revoked is None and (self.expires is None or self.expires > now)
@@ -152,6 +153,23 @@ class AckStore:
                 a for a in acks if a.id in counted and a.expires is not None and since < a.expires <= now
             ],
         }
+
+    def states(self, acks: list[Ack]) -> dict[int, str]:
+        """Each acknowledgement's state: active, expired, superseded (a later one replaced it) or revoked."""
+        now = self.clock()
+        newest: dict[tuple[str, str], int] = {}
+        for a in sorted(acks, key=lambda a: (a.created, a.id)):
+            if a.revoked is None:
+                newest[(a.target, a.item_id)] = a.id
+        out = {}
+        for a in acks:
+            if a.revoked is not None:
+                out[a.id] = "revoked"
+            elif newest.get((a.target, a.item_id)) != a.id:
+                out[a.id] = "superseded"
+            else:
+                out[a.id] = "active" if a.active(now) else "expired"
+        return out
 
     def release_reminder(self, ack_id: int, kind: str) -> None:
         """Give a reminder back when it could not be sent, so a later run sends it."""
