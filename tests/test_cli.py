@@ -180,6 +180,18 @@ def test_a_target_whose_every_backend_is_unreachable_never_exits_0(tmp_path, unu
     result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
     assert result.exit_code == 3, result.output
     assert "Score 0.0%" in result.output
+    # Each backend is said to be unreachable once, naming where and why; its items point there.
+    out = result.stdout
+    for label in ("Redis", "PostgreSQL", "ClickHouse"):
+        assert out.count(f"  - {label} at {url}: connection refused") == 1, out
+        assert f"Could not tell: {label} could not be reached (see 'Could not reach')." in out
+    assert "Errno" not in out and "HTTPConnectionPool" not in out
+    data = json.loads(CliRunner().invoke(cli, ["--config", str(path), "check", "--format", "json"]).stdout)
+    assert {u["backend"]: u["endpoint"] for u in data["unreachable"]} == {
+        "redis": url,
+        "postgres": url,
+        "clickhouse": url,
+    }
 
 
 def test_catalog_shows_thresholds_in_force_from_config(tmp_path):

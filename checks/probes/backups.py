@@ -96,6 +96,8 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     The stores are read at once, each on its own thread, so one that never answers costs its own
     line, not the others': whatever has not answered within most of the probe's time is named.
     """
+    from checks.reach import unreachable
+    from checks.reach import why as cause
     from checks.runner import no_answer, reason, run_probe
 
     started = {s: run_probe(_read(read), clients, {}) for s, read in READERS.items() if clients.has(s)}
@@ -107,8 +109,13 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             why = no_answer(limit, future)  # says what it still waits for, when a client knows
             text, facts = f"{store}: {why[0].lower()}{why[1:].rstrip('.')}", {"error": "timeout"}
         elif future.exception() is not None:
-            why = reason(future.exception())  # type: ignore[arg-type]
-            text, facts = f"{store}: could not read ({why})", {"error": why}
+            exc = future.exception()
+            if unreachable(exc) is not None:  # type: ignore[arg-type]
+                why = cause(exc)  # type: ignore[arg-type]
+                text, facts = f"{store}: could not be reached ({why})", {"error": why}
+            else:
+                why = reason(exc)  # type: ignore[arg-type]
+                text, facts = f"{store}: could not read ({why})", {"error": why}
         else:
             text, facts = future.result()  # type: ignore[misc]
         lines.append(text)
