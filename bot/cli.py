@@ -152,16 +152,18 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def catalog_cmd(ctx: click.Context, fmt: str) -> None:
-    """List every checklist item."""
+    """List every checklist item: section, id, kind, required, severity, title (json: all fields)."""
     # Overrides from the config, when there is one, so the thresholds shown are those in force.
     catalog = catalog_for(_config(ctx)) if _config_available(ctx) else load_catalog()
     if fmt == "json":
         click.echo(json.dumps([i.to_dict() for i in catalog.items], indent=2, ensure_ascii=False))
         return
+    click.echo(f"{'section':>7}  {'id':<40} {'kind':<8} {'required':<8} {'severity':<8}  title")
     for item in catalog.items:
-        req = " required" if item.required else ""
-        probe = f" [{item.probe}]" if item.probe else ""
-        click.echo(f"{item.section:>7}  {item.id:<40} {item.kind.value:<8}{req}{probe}  {item.title}")
+        req, severity = "required" if item.required else "-", item.severity.value
+        click.echo(
+            f"{item.section:>7}  {item.id:<40} {item.kind.value:<8} {req:<8} {severity:<8}  {item.title}"
+        )
 
 
 @cli.command("check")
@@ -409,6 +411,7 @@ def demo_cmd(ctx: click.Context, fmt: str, scenario: str | None) -> None:
     if scenario is None:
         click.echo(render_report(run_demo(), fmt), nl=False)
         return
+    from bot.render.report import render_check_brief
     from bot.render.triage import FORMATS as TRIAGE_FORMATS
     from bot.render.triage import render_triage
 
@@ -418,8 +421,9 @@ def demo_cmd(ctx: click.Context, fmt: str, scenario: str | None) -> None:
     if fmt == "json":
         click.echo(render_triage(run.triage, fmt), nl=False)
         return
-    click.echo(render_triage(run.triage, fmt))
-    click.echo(render_report(run.report, fmt), nl=False)
+    # The check in brief first, so the last thing on the screen is the diagnosis and what to do.
+    click.echo(render_check_brief(run.report))
+    click.echo(render_triage(run.triage, fmt), nl=False)
 
 
 @cli.command("serve")
@@ -456,16 +460,37 @@ TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure
 def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
                sample_interval: float | None) -> None:  # fmt: skip
     """Walk a triage runbook, read-only; exit 0 healthy, 1 a diagnosed bottleneck, 3 inconclusive."""
-    from bot.render.triage import render_triage
+    from bot.render.triage import render_triage, step_line
+    from runbooks.model import StepResult
     from runbooks.triage import triage
 
     config = _config(ctx)
-    result = triage(config, target, runbook, sample_interval_s=sample_interval)
+    # On a terminal each step shows on stderr as it finishes; stdout still gets the whole result.
+    live = fmt == "text" and _is_terminal(sys.stderr)
+    shown = [0]
+
+    def on_step(step: StepResult) -> None:
+        shown[0] += 1
+        click.echo(step_line(shown[0], step), err=True)
+
+    if live:
+        click.echo(f"lsready triage: walking {runbook}...", err=True)
+    result = triage(
+        config, target, runbook, sample_interval_s=sample_interval, on_step=on_step if live else None
+    )
     if _has_store(config):
         detail = f"{runbook}: {result.diagnosis.kind.value}"
         _readiness(ctx).audit.record(_actor(), "triage", target=result.target, detail=detail)
-    click.echo(render_triage(result, fmt), nl=False)
+    # Steps already on this very terminal are not printed twice.
+    click.echo(render_triage(result, fmt, steps=not (live and _is_terminal(sys.stdout))), nl=False)
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 @cli.command("snapshot-commands")

@@ -422,7 +422,7 @@ def snapshot(readings: Readings, p: Mapping[str, Any]) -> Evidence:
         raise SnapshotEmpty("; ".join(f"{n}: {why}" for n, why in missing.items()))
     status = Status.WARN if missing else Status.PASS
     at = min(g["at"] for g in got.values())
-    text = f"Snapshot at {at:%H:%M:%S} UTC: " + "; ".join(_snapshot_phrases(got))
+    text = f"Snapshot at {at:%H:%M:%S} UTC: " + "; ".join(_snapshot_phrases(got, p))
     if missing:
         text += f"; not read: {', '.join(sorted(missing))}"
     return Evidence(status, text + ".", observed)
@@ -449,7 +449,7 @@ def _snapshot_values(got: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _snapshot_phrases(got: Mapping[str, dict[str, Any]]) -> list[str]:
+def _snapshot_phrases(got: Mapping[str, dict[str, Any]], p: Mapping[str, Any]) -> list[str]:
     phrases = []
     if "clickhouse.running" in got:
         phrases.append(f"{sum(got['clickhouse.running']['value'].values())} queries running")
@@ -464,7 +464,9 @@ def _snapshot_phrases(got: Mapping[str, dict[str, Any]]) -> list[str]:
             phrases.append(f"{len(pp.stuck_mutations)} stuck mutations")
     if "clickhouse.disks" in got and got["clickhouse.disks"]["value"]:
         top_disk = got["clickhouse.disks"]["value"][0]
-        phrases.append(f"fullest disk {top_disk.disk} {pct(top_disk.used_ratio)}")
+        # As precise as the ClickHouse step that grades it, so the two never read differently.
+        limits = (float(p["disk_warn_ratio"]), float(p["disk_fail_ratio"]))
+        phrases.append(f"fullest disk {top_disk.disk} {pct(top_disk.used_ratio, *limits)}")
     if "redis.queues" in got:
         depths = got["redis.queues"]["value"]["depths"]
         waiting = [q for q in depths if q.waiting]

@@ -337,3 +337,39 @@ def test_queue_flow_counts_arrivals_after_the_marker_and_bounds_a_turned_over_qu
     assert queue_flow(10, 2000, None, True, 1000) == (None, None, False)
     # Nothing waited at the first sample: whatever waits now arrived since.
     assert queue_flow(0, 3, None, False, 1000) == (3, None, False)
+
+
+def test_triage_on_a_terminal_shows_each_step_on_stderr_as_it_finishes(tmp_path: Any, redis_url: str) -> None:
+    """It printed nothing for seconds, even on a terminal; stdout still gets the whole result."""
+    import os
+    import pty
+    import select
+
+    config = tmp_path / "lsready.yaml"
+    config.write_text(f"targets: {{t: {{redis: {{url: '{redis_url}'}}}}}}\n")
+    master, slave = pty.openpty()
+    args = [sys.executable, "-m", "bot.cli", "--config", str(config), "triage", "--sample-interval", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    seen, first_step_at = b"", None
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if first_step_at is None and b"1. Evidence snapshot" in seen:
+                first_step_at = time.monotonic()
+        elif proc.poll() is not None:
+            break
+    stdout = proc.communicate(timeout=60)[0].decode()
+    ended = time.monotonic()
+    os.close(master)
+    assert first_step_at is not None, seen
+    assert ended - first_step_at > 1.0, "the first step was shown only at the end"
+    assert b"3. Queue depth and worker drain rate" in seen
+    assert "Steps taken:" in stdout and "INCONCLUSIVE" in stdout  # ClickHouse is not configured
