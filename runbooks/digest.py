@@ -137,7 +137,14 @@ def build_digest(readiness: Readiness, target: str | None = None, report: Report
             if r.status is Status.MANUAL
         ],
         expiring=readiness.acks.expiring(name, window),
-        acks_added=acks.get("added", []),
+        # One made in the second the previous digest's run started counts if that run did not see it.
+        acks_added=[
+            a
+            for a in acks.get("added", [])
+            if previous is None
+            or a.created > previous.started_at
+            or previous.statuses.get(a.item_id) != Status.ATTESTED.value
+        ],
         acks_expired=acks.get("expired", []),
         acks_revoked=acks.get("revoked", []),
         **changes,

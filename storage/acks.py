@@ -135,7 +135,7 @@ class AckStore:
         """Acknowledgements of a target added, revoked, and (the one that counted) expired since `since`."""
         now = self.clock()
         rows = self.db.execute_returning_dicts(
-            "SELECT * FROM acks WHERE target = ? AND (created > ? OR revoked > ? OR expires > ?)"
+            "SELECT * FROM acks WHERE target = ? AND (created >= ? OR revoked > ? OR expires > ?)"
             " ORDER BY created, id",
             [target, iso(since), iso(since), iso(since)],
         )
@@ -147,7 +147,8 @@ class AckStore:
             if a.revoked is not None and a.revoked > since:
                 revoked[a.item_id] = a
         return {
-            "added": [a for a in acks if a.created > since],
+            # Times are stored to the second: one made in the very second of `since` is included.
+            "added": [a for a in acks if a.created >= since],
             "revoked": list(revoked.values()),
             "expired": [
                 a for a in acks if a.id in counted and a.expires is not None and since < a.expires <= now
