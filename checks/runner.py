@@ -129,6 +129,12 @@ def settled(
     if type(exc) is TimeoutError and not exc.args:
         return Evidence(Status.UNKNOWN, no_answer(limit_s))
     log.debug("%s failed", name, exc_info=exc)
+    backend = unreachable(exc)
+    if backend is not None:
+        return Evidence(
+            Status.UNKNOWN,
+            f"Could not tell: {LABELS.get(backend, backend)} could not be reached ({why(exc)}).",
+        )
     return Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")
 
 

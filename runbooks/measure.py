@@ -35,6 +35,7 @@ from checks.probes.clickhouse import (
 )
 from checks.probes.common import grade_above, grade_high, human_bytes, human_duration, pct, worst
 from checks.probes.redis import QueueDepth, queue_depths
+from checks.reach import LABELS, endpoint, unreachable, why
 from checks.runner import reason, run_probe
 
 PROBE_TAG = "triage"  # ClickHouse queries start with `-- lsready:triage`
@@ -412,14 +413,20 @@ def snapshot(readings: Readings, p: Mapping[str, Any]) -> Evidence:
         except TimeoutError:
             missing[name] = f"no answer within {readings.timeout_s:g} s"
         except Exception as exc:
-            missing[name] = reason(exc)
+            backend = unreachable(exc)
+            where = endpoint(readings.clients.target, backend) if backend else ""
+            missing[name] = f"{LABELS[backend]} at {where}: {why(exc)}" if backend else reason(exc)
     observed: dict[str, Any] = {
         "read_at": {n: g["at"].isoformat() for n, g in got.items()},
         "missing": missing,
         **_snapshot_values(got),
     }
     if not got:
-        raise SnapshotEmpty("; ".join(f"{n}: {why}" for n, why in missing.items()))
+        # Readings that failed for one reason (a backend down) are named together, the reason once.
+        by_reason: dict[str, list[str]] = {}
+        for read, cause in missing.items():
+            by_reason.setdefault(cause, []).append(read)
+        raise SnapshotEmpty("; ".join(f"{', '.join(reads)}: {cause}" for cause, reads in by_reason.items()))
     status = Status.WARN if missing else Status.PASS
     at = min(g["at"] for g in got.values())
     text = f"Snapshot at {at:%H:%M:%S} UTC: " + "; ".join(_snapshot_phrases(got, p))

@@ -373,3 +373,16 @@ def test_triage_on_a_terminal_shows_each_step_on_stderr_as_it_finishes(tmp_path:
     assert ended - first_step_at > 1.0, "the first step was shown only at the end"
     assert b"3. Queue depth and worker drain rate" in seen
     assert "Steps taken:" in stdout and "INCONCLUSIVE" in stdout  # ClickHouse is not configured
+
+
+def test_triage_of_unreachable_backends_names_each_once_with_host_and_port(unused_port: int) -> None:
+    url = f"127.0.0.1:{unused_port}"
+    config = make_config(
+        {"t": {"redis": {"url": f"redis://{url}/0"}, "clickhouse": {"url": f"http://{url}/default"}}}
+    )
+    result = triage(config, sample_interval_s=0)
+    assert result.diagnosis.kind is DiagnosisKind.INCONCLUSIVE
+    said = " ".join(result.diagnosis.unmeasured)
+    assert said.count(f"ClickHouse at {url}: connection refused") == 1, said
+    assert said.count(f"Redis at {url}: connection refused") == 1, said
+    assert "HTTPConnectionPool" not in said and "Errno" not in said
