@@ -134,10 +134,21 @@ def test_attestations_expired_and_revoked_since_the_last_digest_are_listed(world
     assert "(revoked by dave)" in render_text(revoked, "text")
 
 
-def test_failing_required_items_are_counted_as_status_and_app_home_count_them(world):
-    readiness, _, _ = world
-    digest = build_digest(readiness, "prod")
-    assert [c.item_id for c in digest.failing_required] == list(digest.report.score.required_failing)
+def test_failing_required_items_are_counted_as_status_and_app_home_count_them(world, tmp_path):
+    """The digest once left out the failing sign-off items that status and App Home count."""
+    from dataclasses import replace
+
+    readiness, _, clock = world
+    signoff = replace(_item("signoff.all", Kind.DERIVED, required=True), derived_from=())
+    catalog = Catalog((*readiness.catalog.items, signoff), readiness.catalog.probes)
+    with_signoff = Readiness(readiness.config, catalog, open_db(tmp_path / "signoff.sqlite"), clock)
+    digest = build_digest(with_signoff, "prod")
+    counted = list(digest.report.score.required_failing)
+    assert counted == ["a.queue", "signoff.all"]
+    assert [c.item_id for c in digest.failing_required] == counted
+    home = with_signoff.history.latest("prod").score["required_failing"]  # what App Home reads
+    assert home == counted
+    assert f"Required items failing ({len(counted)})" in render_text(digest, "text")
 
 
 def test_nothing_changed_is_never_said_beside_a_change_in_slack(world):
