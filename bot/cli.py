@@ -250,6 +250,7 @@ def _readiness(ctx: click.Context) -> Readiness:
 def ack_cmd(ctx: click.Context, item_id: str, by: str, note: str, expires: str | None,
             evidence_link: str | None, target: str | None) -> None:  # fmt: skip
     """Attest a manual checklist item."""
+    _config(ctx).target(target)  # no target, no store: an error leaves no lsready.db behind
     ack = _readiness(ctx).acknowledge(
         target, item_id, by, note=note, expires=expires, evidence_link=evidence_link
     )
@@ -309,6 +310,7 @@ def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt
 @click.pass_context
 def revoke_cmd(ctx: click.Context, item_id: str, by: str, target: str | None) -> None:
     """Revoke an item's acknowledgement; it goes back to manual."""
+    _config(ctx).target(target)
     count = _readiness(ctx).revoke(target, item_id, by)
     click.echo(
         f"revoked {count} acknowledgement(s) of {item_id}"
@@ -328,6 +330,7 @@ def digest_cmd(ctx: click.Context, target: str | None, fmt: str, post: bool) -> 
     """Check a target and show what changed since the last digest."""
     from runbooks.digest import build_digest
 
+    _config(ctx).target(target)
     readiness = _readiness(ctx)
     digest = build_digest(readiness, target)
     if post:

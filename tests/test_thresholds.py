@@ -129,6 +129,10 @@ def test_no_config_is_the_same_error_in_config_check_and_check(tmp_path: Path, m
     assert checked.exit_code == ran.exit_code == 2
     assert checked.output == ran.output
     assert "no targets are configured" in checked.output and "config OK" not in checked.output
+    for args in (["triage"], ["digest"], ["ack", "diag.har_capture", "--by", "alice"]):
+        out = _run(*args)
+        assert (out.exit_code, out.output) == (2, checked.output), args
+    assert list(tmp_path.iterdir()) == [], "an error leaves no lsready.db behind"
 
 
 def test_a_bad_environment_value_names_the_variable_not_a_file_that_does_not_exist(
