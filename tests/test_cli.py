@@ -186,6 +186,7 @@ def test_a_target_whose_every_backend_is_unreachable_never_exits_0(tmp_path, unu
         assert out.count(f"  - {label} at {url}: connection refused") == 1, out
         assert f"Could not tell: {label} could not be reached (see 'Could not reach')." in out
     assert "Errno" not in out and "HTTPConnectionPool" not in out
+    assert "urllib3" not in result.stderr and "Retrying" not in result.stderr  # not repeated in logs either
     data = json.loads(CliRunner().invoke(cli, ["--config", str(path), "check", "--format", "json"]).stdout)
     assert {u["backend"]: u["endpoint"] for u in data["unreachable"]} == {
         "redis": url,
