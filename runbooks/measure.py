@@ -273,7 +273,8 @@ def _flow_sentence(f: QueueFlow, p: Mapping[str, Any], expiry: float) -> str:
     )
     if f.oldest_age_s is not None:
         text += (
-            f", the oldest waiting {human_duration(f.oldest_age_s)} "
+            f", the oldest waiting "
+            f"{human_duration(f.oldest_age_s, float(p['oldest_warn_s']), float(p['oldest_fail_s']))} "
             f"(warn at {human_duration(float(p['oldest_warn_s']))}, "
             f"fail at {human_duration(float(p['oldest_fail_s']))})"
         )

@@ -220,6 +220,15 @@ def test_a_percentage_is_shown_with_the_precision_that_decides() -> None:
     assert pct(0.875) == "87.5%"  # a limit is shown as it is
 
 
+def test_a_duration_is_shown_with_the_precision_that_decides() -> None:
+    from checks.probes.common import human_duration
+
+    assert human_duration(59.6, 60, 600) == "59.6 s"  # once '60 s' beside 'warn at 1 min', graded pass
+    assert human_duration(599.7, 60, 600) == "599.7 s"  # never '10 min' under a 10 min fail
+    assert human_duration(60, 60, 600) == "1 min" and human_duration(45, 60) == "45 s"
+    assert human_duration(59.6) == "60 s"  # graded against nothing, it may round
+
+
 def test_redis_memory_just_under_its_warn_level_never_reads_as_at_it(
     redis_client: Any, redis_url: str
 ) -> None:

@@ -123,16 +123,23 @@ def cluster_lookup(clients: Any, read: Callable[[Any], T]) -> T | None:
         return None
 
 
-def human_duration(seconds: float | None) -> str:
-    """'45 s', '12 min', '3.5 h', '2.0 d'; None reads as 'unknown'."""
+def human_duration(seconds: float | None, *limits: float) -> str:
+    """'45 s', '12 min', '3.5 h', '2.0 d'; None reads as 'unknown'.
+
+    Given the limits it is graded against, in seconds to the tenth when the rounded form would
+    compare with a limit otherwise than the value does: '59.6 s' under a 1 min warn, never '60 s'.
+    """
     if seconds is None:
         return "unknown"
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
+    for scale, unit, fmt in ((86400, "d", ".1f"), (3600, "h", ".1f"), (60, "min", ".0f"), (1, "s", ".0f")):
+        if seconds >= scale or unit == "s":
+            shown = float(format(seconds / scale, fmt)) * scale
+            if all(
+                (shown >= limit) == (seconds >= limit) and (shown > limit) == (seconds > limit)
+                for limit in limits
+            ):
+                return f"{seconds / scale:{fmt}} {unit}"
+            return f"{seconds:.1f} s" if seconds < 3600 else f"{seconds:.0f} s"
     return f"{seconds:.0f} s"
 
 

@@ -480,7 +480,7 @@ def backup_verdict(
             "since the latest one; fix archive_command before relying on point-in-time recovery."
         )
     if arch.on and arch.archived_count and arch.last_archived_age_s is not None:
-        age = human_duration(arch.last_archived_age_s)
+        age = human_duration(arch.last_archived_age_s, max_age)
         if arch.last_archived_age_s > max_age:
             return Status.WARN, (
                 f"PostgreSQL WAL archiving ({arch.tool}) last succeeded {age} ago, longer than "

@@ -431,7 +431,7 @@ def _monitored_summary(
     limits = f"warn above {params['queue_warn']} waiting jobs, fail above {params['queue_fail']}"
     if age_status is Status.FAIL and oldest is not None:
         return (
-            f"Redis queue {oldest.label} has a job waiting {human_duration(oldest.oldest_age_s)}, "
+            f"Redis queue {oldest.label} has a job waiting {human_duration(oldest.oldest_age_s, expiry)}, "
             "longer than the "
             f"{human_duration(expiry)} run expiry (REDIS_RUNS_EXPIRY_SECONDS), so runs are being lost; "
             f"its depth is {oldest.waiting} ({limits})."
