@@ -315,7 +315,9 @@ def _cases(clients: Any, session: Any, db: str) -> list[Case]:
         ),
         Case(
             "part_pressure",
-            lambda: part_pressure(session, probe=PROBE_TAG),
+            lambda: part_pressure(
+                session, stuck_after_minutes=float(p["stuck_mutation_minutes"]), probe=PROBE_TAG
+            ),
             NAIVE_PARTS,
             None,
             lambda pp, naive: next(t.parts for t in pp.tables if t.table == "runs") == naive[0][1],

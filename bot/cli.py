@@ -18,7 +18,7 @@ from bot.render.digest import render_digest
 from bot.render.report import FORMATS, render_report
 from checks.config import DEFAULT_PATH, Config, load_config
 from checks.engine import catalog_for, check
-from checks.errors import ConfigError, LsreadyError
+from checks.errors import ConfigError, LsreadyError, UnknownTarget
 from runbooks.readiness import Readiness, parse_duration
 from storage.db import StorageError, default_path
 
@@ -39,8 +39,50 @@ def _usage_line(exc: click.UsageError) -> click.UsageError:
     return _UsageLine(exc.format_message(), exc.ctx)
 
 
+def _global_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        obj = ctx.ensure_object(dict)
+        obj["config_path"] = value
+        obj.pop("config", None)
+
+
+def _global_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        setup_logging(logging.DEBUG, ctx.ensure_object(dict).get("log_format", "text"))
+
+
+def _global_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["log_format"] = value
+        setup_logging(logging.getLogger().level, value)
+
+
+def _global_options() -> list[click.Option]:
+    """The group's own options, accepted after any subcommand too (as kubectl and helm take flags)."""
+    return [
+        click.Option(["--config", "_global_config"], metavar="PATH", expose_value=False,
+                     callback=_global_config, help="Config file (default $LSREADY_CONFIG, ./lsready.yaml)."),
+        click.Option(["-v", "--verbose", "_global_verbose"], is_flag=True, expose_value=False,
+                     callback=_global_verbose, help="Log debug details to stderr."),
+        click.Option(["--log-format", "_global_log_format"], type=click.Choice(["text", "json"]),
+                     expose_value=False, callback=_global_log_format,
+                     help="Log lines as text or JSON (default text, or $LSREADY_LOG_FORMAT)."),
+    ]  # fmt: skip
+
+
 class _Group(click.Group):
-    """Turns every user-facing error into one line on stderr and exit code 2, never a traceback."""
+    """Turns every user-facing error into one line on stderr and exit code 2, never a traceback.
+
+    Every command added to it (now or later, nested groups too) also takes the global options,
+    after its name as well as before, and lists them in its help.
+    """
+
+    group_class = type  # subgroups are _Group too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        taken = {opt for p in cmd.params for opt in p.opts}
+        cmd.params.extend(o for o in _global_options() if not taken & set(o.opts))
+        super().add_command(cmd, name)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
         try:
@@ -109,16 +151,18 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def catalog_cmd(ctx: click.Context, fmt: str) -> None:
-    """List every checklist item."""
+    """List every checklist item: section, id, kind, required, severity, title (json: all fields)."""
     # Overrides from the config, when there is one, so the thresholds shown are those in force.
     catalog = catalog_for(_config(ctx))
     if fmt == "json":
         click.echo(json.dumps([i.to_dict() for i in catalog.items], indent=2, ensure_ascii=False))
         return
+    click.echo(f"{'section':>7}  {'id':<40} {'kind':<8} {'required':<8} {'severity':<8}  title")
     for item in catalog.items:
-        req = " required" if item.required else ""
-        probe = f" [{item.probe}]" if item.probe else ""
-        click.echo(f"{item.section:>7}  {item.id:<40} {item.kind.value:<8}{req}{probe}  {item.title}")
+        req, severity = "required" if item.required else "-", item.severity.value
+        click.echo(
+            f"{item.section:>7}  {item.id:<40} {item.kind.value:<8} {req:<8} {severity:<8}  {item.title}"
+        )
 
 
 @cli.command("check")
@@ -129,9 +173,11 @@ def catalog_cmd(ctx: click.Context, fmt: str) -> None:
     "--fail-under", type=click.FloatRange(0, 100), metavar="PCT", help="Exit 1 when the score is lower."
 )
 @click.option(
-    "--strict", is_flag=True, help="Exit 3 when a required item could not be verified (for CI gates)."
+    "--allow-unknown",
+    is_flag=True,
+    help="Exit 0 even when a required item could not be verified (default: exit 3).",
 )
-@click.option("--allow-unknown", is_flag=True, hidden=True)  # the default now; kept so old gates still run
+@click.option("--strict", is_flag=True, hidden=True)  # failing closed is the default; kept so old gates run
 @click.pass_context
 def check_cmd(
     ctx: click.Context,
@@ -139,10 +185,15 @@ def check_cmd(
     section: str | None,
     fmt: str,
     fail_under: float | None,
-    strict: bool,
     allow_unknown: bool,
+    strict: bool,
 ) -> None:
-    """Run the readiness probes; exit 1 when a required item fails (--strict: 3 when one is unknown)."""
+    """Run the readiness probes of one target.
+
+    Exit 0 when every required item passes (or is attested), 1 when one fails or the score is under
+    --fail-under, 2 on a usage or configuration error, 3 when a required item could not be verified
+    (unknown) and none fails; --allow-unknown turns that 3 into 0.
+    """
     config = _config(ctx)
     if _has_store(config):
         readiness = _readiness(ctx)
@@ -156,8 +207,8 @@ def check_cmd(
     under = fail_under is not None and report.score.percent < fail_under
     if failing or under:
         ctx.exit(EXIT_FINDINGS)
-    # With --strict, a gate that cannot see the deployment does not go green: unknown is not a pass.
-    ctx.exit(EXIT_UNVERIFIED if strict and report.score.required_unknown else EXIT_OK)
+    # A gate that cannot see the deployment does not go green: unknown is not a pass.
+    ctx.exit(EXIT_UNVERIFIED if report.score.required_unknown and not allow_unknown else EXIT_OK)
 
 
 def _config_available(ctx: click.Context) -> bool:
@@ -198,10 +249,16 @@ def _readiness(ctx: click.Context) -> Readiness:
 def ack_cmd(ctx: click.Context, item_id: str, by: str, note: str, expires: str | None,
             evidence_link: str | None, target: str | None) -> None:  # fmt: skip
     """Attest a manual checklist item."""
+    _config(ctx).target(target)  # no target, no store: an error leaves no lsready.db behind
     ack = _readiness(ctx).acknowledge(
         target, item_id, by, note=note, expires=expires, evidence_link=evidence_link
     )
     click.echo(f"{ack.item_id} attested by {ack.by} for {ack.target} until {ack.expires:%Y-%m-%d}")
+    old = ack.supersedes
+    if old is not None:
+        until = f", until {old.expires:%Y-%m-%d}" if old.expires else ""
+        said = f": {old.note}" if old.note else ""
+        click.echo(f"  supersedes #{old.id} by {old.by} of {old.created:%Y-%m-%d}{until}{said}")
 
 
 @cli.command("acks")
@@ -215,18 +272,32 @@ def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt
     """List acknowledgements."""
     readiness = _readiness(ctx)
     name = readiness.target_name(target) if target or readiness.config.targets else None
-    rows = [a.to_dict() for a in readiness.acks.list(name, include_inactive=include_inactive)]
+    acks = readiness.acks.list(name, include_inactive=include_inactive)
+    states = readiness.acks.states(readiness.acks.list(name, include_inactive=True))
+    rows = [{**a.to_dict(), "state": states[a.id]} for a in acks]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
         _csv(
-            rows, ["id", "target", "item_id", "by", "note", "created", "expires", "evidence_link", "revoked"]
+            rows,
+            [
+                "id",
+                "target",
+                "item_id",
+                "by",
+                "note",
+                "created",
+                "expires",
+                "evidence_link",
+                "revoked",
+                "state",
+            ],
         )
     elif not rows:
         click.echo("no acknowledgements")
     else:
         for r in rows:
-            state = " (revoked)" if r["revoked"] else ""
+            state = "" if r["state"] == "active" else f" ({r['state']})"
             click.echo(f"{r['target']}  {r['item_id']:<36} {r['by']:<14} until {(r['expires'] or '-')[:10]}"
                        f"{state}  {r['note']}")  # fmt: skip
 
@@ -238,6 +309,7 @@ def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt
 @click.pass_context
 def revoke_cmd(ctx: click.Context, item_id: str, by: str, target: str | None) -> None:
     """Revoke an item's acknowledgement; it goes back to manual."""
+    _config(ctx).target(target)
     count = _readiness(ctx).revoke(target, item_id, by)
     click.echo(
         f"revoked {count} acknowledgement(s) of {item_id}"
@@ -257,6 +329,7 @@ def digest_cmd(ctx: click.Context, target: str | None, fmt: str, post: bool) -> 
     """Check a target and show what changed since the last digest."""
     from runbooks.digest import build_digest
 
+    _config(ctx).target(target)
     readiness = _readiness(ctx)
     digest = build_digest(readiness, target)
     if post:
@@ -309,9 +382,11 @@ def config_group() -> None:
 @config_group.command("check")
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
-    """Validate the config file and the environment overrides."""
+    """Validate the config file and the environment overrides, as every command does."""
     config = _config(ctx)
-    catalog_for(config)  # thresholds and severity overrides must name real items and keys
+    if not config.targets:  # what `check` and `triage` would say: the same error, the same exit code
+        raise UnknownTarget(None, [])
+    catalog_for(config)
     for name, target in config.targets.items():
         backends = [b for b in ("redis", "postgres", "clickhouse", "kubernetes", "blob", "langsmith")
                     if getattr(target, b) is not None]  # fmt: skip
@@ -322,8 +397,6 @@ def config_check(ctx: click.Context) -> None:
                 f"  note: blob.throughput_probe writes small objects under lsready-probe/ in bucket "
                 f"{target.blob.bucket} and deletes them; every other probe only reads"
             )
-    if not config.targets:
-        click.echo("no targets configured; every probe will report unknown")
     click.echo("config OK")
 
 
@@ -340,6 +413,7 @@ def demo_cmd(ctx: click.Context, fmt: str, scenario: str | None) -> None:
     if scenario is None:
         click.echo(render_report(run_demo(), fmt), nl=False)
         return
+    from bot.render.report import render_check_brief
     from bot.render.triage import FORMATS as TRIAGE_FORMATS
     from bot.render.triage import render_triage
 
@@ -349,8 +423,9 @@ def demo_cmd(ctx: click.Context, fmt: str, scenario: str | None) -> None:
     if fmt == "json":
         click.echo(render_triage(run.triage, fmt), nl=False)
         return
-    click.echo(render_triage(run.triage, fmt))
-    click.echo(render_report(run.report, fmt), nl=False)
+    # The check in brief first, so the last thing on the screen is the diagnosis and what to do.
+    click.echo(render_check_brief(run.report))
+    click.echo(render_triage(run.triage, fmt), nl=False)
 
 
 @cli.command("serve")
@@ -421,7 +496,8 @@ def alert_rules_cmd(ctx: click.Context, fmt: str, namespace: str, directory: str
 
 
 # Triage exit codes: 0 healthy, 1 a diagnosed bottleneck, 3 could not tell (2 stays usage errors).
-TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure": 1, "inconclusive": 3}
+TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure": 1, "insert_path_delay": 1,
+               "inconclusive": 3}  # fmt: skip
 
 
 @cli.command("triage")
@@ -434,16 +510,30 @@ TRIAGE_EXIT = {"healthy": 0, "clickhouse_saturation": 1, "ingestion_backpressure
 @click.pass_context
 def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
                sample_interval: float | None) -> None:  # fmt: skip
-    """Walk a triage runbook, read-only; exit 0 healthy, 1 saturation or backpressure, 3 inconclusive."""
-    from bot.render.triage import render_triage
+    """Walk a triage runbook, read-only; exit 0 healthy, 1 a diagnosed bottleneck, 3 inconclusive."""
+    from bot.render.triage import render_triage, step_line
+    from runbooks.model import StepResult
     from runbooks.triage import triage
 
     config = _config(ctx)
-    result = triage(config, target, runbook, sample_interval_s=sample_interval)
+    # On a terminal each step shows on stderr as it finishes; stdout still gets the whole result.
+    live = fmt == "text" and _is_terminal(sys.stderr)
+    shown = [0]
+
+    def on_step(step: StepResult) -> None:
+        shown[0] += 1
+        click.echo(step_line(shown[0], step), err=True)
+
+    if live:
+        click.echo(f"lsready triage: walking {runbook}...", err=True)
+    result = triage(
+        config, target, runbook, sample_interval_s=sample_interval, on_step=on_step if live else None
+    )
     if _has_store(config):
         detail = f"{runbook}: {result.diagnosis.kind.value}"
         _readiness(ctx).audit.record(_actor(), "triage", target=result.target, detail=detail)
-    click.echo(render_triage(result, fmt), nl=False)
+    # Steps already on this very terminal are not printed twice.
+    click.echo(render_triage(result, fmt, steps=not (live and _is_terminal(sys.stdout))), nl=False)
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 
 
@@ -511,6 +601,13 @@ def bundle_cmd(ctx: click.Context, target: str | None, out: Path | None, since: 
     for line in bundle.manifest["missing"]:
         click.echo(f"  missing {line}", err=True)
     ctx.exit(EXIT_OK if bundle.manifest["complete"] else EXIT_FINDINGS)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 @cli.command("snapshot-commands")

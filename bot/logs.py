@@ -42,6 +42,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+_NOISY = ("urllib3", "clickhouse_connect")
+
+
 def setup_logging(level: int, fmt: str = "text", redactor: Redactor | None = None) -> None:
     """Configure the root logger once; a later call (a known config) swaps in its redactor."""
     root = logging.getLogger()
@@ -57,4 +60,7 @@ def setup_logging(level: int, fmt: str = "text", redactor: Redactor | None = Non
     for f in list(handler.filters):
         handler.removeFilter(f)
     handler.addFilter(RedactingFilter(redactor or Redactor()))
+    if level > logging.DEBUG:
+        # HTTP clients warn on every refused connection; the report says it once per backend (-v shows them).
+        handler.addFilter(lambda r: r.levelno >= logging.ERROR or not r.name.startswith(_NOISY))
     root.setLevel(level)

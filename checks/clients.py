@@ -36,6 +36,10 @@ POSTGRES_POOL_SIZE = 3
 class BackendUnavailable(LsreadyError):
     """A backend cannot be used: its client failed to open, or earlier probes still hang on it."""
 
+    def __init__(self, message: str, backend: str | None = None) -> None:
+        super().__init__(message)
+        self.backend = backend  # which one, when known: the run says it once (checks.reach)
+
 
 def describe(exc: BaseException) -> str:
     """A short, single-line explanation of an error: our own messages as they are, others with their type."""
@@ -116,9 +120,12 @@ def _mask(url: str) -> str:
 class _Lazy(Generic[T]):
     """Builds a value once on first use; a failure is remembered and raised again, fresh each time."""
 
-    def __init__(self, build: Callable[[], T], what: str = "the client to open") -> None:
+    def __init__(
+        self, build: Callable[[], T], what: str = "the client to open", backend: str | None = None
+    ) -> None:
         self._build = build
         self._what = what
+        self._backend = backend
         self._lock = threading.Lock()
         self._value: T | None = None
         self._reason: str | None = None
@@ -141,7 +148,7 @@ class _Lazy(Generic[T]):
             self._lock.release()
         if self._reason is not None:
             # A new exception per caller: one instance raised in many threads grows a shared traceback.
-            raise BackendUnavailable(self._reason) from None
+            raise BackendUnavailable(self._reason, self._backend) from None
         return self._value  # type: ignore[return-value]
 
     def peek(self) -> T | None:
@@ -534,13 +541,19 @@ class Clients:
         self.target = target
         self.timeout_s = timeout_s
         self._lazy: dict[str, _Lazy[Any]] = {
-            "redis": _Lazy(lambda: _redis(self._need("redis"), timeout_s), _WHAT["redis"]),
-            "postgres": _Lazy(lambda: PostgresSession(self._need("postgres"), timeout_s), _WHAT["postgres"]),
-            "clickhouse": _Lazy(
-                lambda: ClickHouseSession(self._need("clickhouse"), timeout_s), _WHAT["clickhouse"]
+            "redis": _Lazy(lambda: _redis(self._need("redis"), timeout_s), _WHAT["redis"], "redis"),
+            "postgres": _Lazy(
+                lambda: PostgresSession(self._need("postgres"), timeout_s), _WHAT["postgres"], "postgres"
             ),
-            "kubernetes": _Lazy(lambda: _cluster(self._need("kubernetes"), timeout_s), _WHAT["kubernetes"]),
-            "blob": _Lazy(lambda: _blob(self._need("blob"), timeout_s), _WHAT["blob"]),
+            "clickhouse": _Lazy(
+                lambda: ClickHouseSession(self._need("clickhouse"), timeout_s),
+                _WHAT["clickhouse"],
+                "clickhouse",
+            ),
+            "kubernetes": _Lazy(
+                lambda: _cluster(self._need("kubernetes"), timeout_s), _WHAT["kubernetes"], "kubernetes"
+            ),
+            "blob": _Lazy(lambda: _blob(self._need("blob"), timeout_s), _WHAT["blob"], "blob"),
         }
         self._users: dict[str, set[threading.Thread]] = {}  # backend -> probe threads that used it
 
@@ -565,7 +578,8 @@ class Clients:
                     if stuck >= MAX_LEFTOVER_PROBES:
                         raise BackendUnavailable(
                             f"a previous probe of {backend} is still waiting on it ({stuck} from earlier "
-                            "runs); not starting another"
+                            "runs); not starting another",
+                            backend,
                         )
                     users.add(me)
         return self._lazy[backend].get()

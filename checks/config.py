@@ -8,6 +8,7 @@ scalars, so `true` and `5` keep their types.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -294,7 +295,11 @@ def config_path(explicit: str | None, env: Mapping[str, str]) -> Path:
 
 
 def load_config(explicit: str | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read, merge environment overrides, validate. Raises ConfigError naming each bad key."""
+    """Read, merge environment overrides, validate. Raises ConfigError naming each bad key.
+
+    A problem with a value set from the environment names the variable, not the file; with no
+    file at all nothing is blamed on one.
+    """
     env = os.environ if env is None else env
     path = config_path(explicit, env)
     raw: dict[str, Any] = {}
@@ -312,27 +317,105 @@ def load_config(explicit: str | None = None, env: Mapping[str, str] | None = Non
         raw = loaded or {}
     elif explicit or env.get("LSREADY_CONFIG"):
         raise ConfigError(["file not found"], str(path))
-    _apply_env(raw, env)
-    return validate(raw, str(path))
+    origins = _apply_env(raw, env)
+    return validate(raw, str(path) if path.exists() else None, origins)
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> Config:
+def validate(
+    raw: dict[str, Any], source: str | None = "config", origins: Mapping[tuple[str, ...], str] | None = None
+) -> Config:
+    """The one validation of a configuration: its shape, then thresholds, severities and ack ids
+    against the catalog. `origins` maps key paths set from the environment to their variable."""
+    origins = origins or {}
+    problems: list[tuple[tuple[str, ...], str]] = []
+    config: Config | None = None
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            loc = tuple(str(p) for p in err["loc"])
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key"
+                msg = "unknown key" + _suggest(loc)
             elif err["type"] == "missing":
                 msg = "missing"
-            problems.append(f"{key}: {msg}")
-        raise ConfigError(problems, source) from None
+            problems.append((loc, msg))
+    problems.extend(_catalog_problems(raw))
+    if problems:
+        lines = [f"{'.'.join(loc) or '(top level)'}: {msg}" for loc, msg in problems]
+        raise ConfigError(lines, source, [_origin(loc, origins) or source for loc, _ in problems])
+    assert config is not None
+    return config
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def _catalog_problems(raw: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str]]:
+    """Thresholds against the catalog's schema; severity and acks.items ids against its items.
+
+    Read from the raw mapping, so they are reported beside any other problem of the file.
+    """
+    from checks.thresholds import catalog_schema, check_overrides
+
+    def mapping(value: Any) -> Mapping[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    schema = catalog_schema()
+    thresholds = {k: v for k, v in mapping(raw.get("thresholds")).items() if isinstance(v, dict)}
+    out = [(("thresholds", *path), msg) for path, msg in check_overrides(thresholds, schema.thresholds)]
+    for item_id in mapping(raw.get("severity")):
+        if item_id not in schema.items:
+            out.append((("severity", item_id), "no such item" + _close(item_id, schema.items)))
+    for item_id in mapping(mapping(raw.get("acks")).get("items")):
+        if item_id not in schema.items:
+            out.append((("acks", "items", item_id), "no such item" + _close(item_id, schema.items)))
+        elif item_id not in schema.attestable:
+            out.append(
+                (("acks", "items", item_id), "its status comes from evidence: it is never acknowledged")
+            )
+    return out
+
+
+def _close(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _suggest(loc: tuple[str, ...]) -> str:
+    """'; did you mean ...?' for a misspelt key, from the fields of the model it sits in."""
+    model: Any = Config
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        model = _model_of(field.annotation)
+        if model is None:
+            return ""
+    return _close(loc[-1], getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _origin(loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str | None:
+    """The variable that set `loc`, one of its parents, or (for a missing key) its section."""
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origins:
+            return origins[loc[:n]]
+    below = sorted(var for path, var in origins.items() if path[: len(loc) - 1] == loc[:-1] and loc[:-1])
+    return below[0] if below else None
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Merge `LSREADY_*` variables into `raw`; returns each key path set, with its variable's name."""
+    origins: dict[tuple[str, ...], str] = {}
     for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
             continue
@@ -352,3 +435,5 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
             node[path[-1]] = yaml.safe_load(value) if value else value
         except yaml.YAMLError:
             node[path[-1]] = value
+        origins[tuple(path)] = name
+    return origins

@@ -84,8 +84,14 @@ def check(
         clients.close()
     if len(to_run) == len(wanted):
         return report
-    shown = tuple(r for r in report.results if r.item.id in {i.id for i in wanted})
-    return replace(report, results=shown, score=score(shown))
+    ids = {i.id for i in wanted}
+    shown = tuple(r for r in report.results if r.item.id in ids)
+    unreached = tuple(
+        replace(u, items=tuple(i for i in u.items if i in ids))
+        for u in report.unreachable
+        if ids & set(u.items)
+    )
+    return replace(report, results=shown, score=score(shown), unreachable=unreached)
 
 
 def check_all(

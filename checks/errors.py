@@ -10,13 +10,16 @@ class LsreadyError(Exception):
 class ConfigError(LsreadyError):
     """The configuration is missing, unreadable or invalid; `problems` names each bad key."""
 
-    def __init__(self, problems: list[str], source: str = "config") -> None:
+    def __init__(
+        self, problems: list[str], source: str | None = "config", origins: list[str | None] | None = None
+    ) -> None:
         self.problems = problems
-        self.source = source
-        super().__init__("; ".join(problems))
+        # Where each problem comes from: the file, or the environment variable that set the key.
+        self.origins = origins if origins is not None else [source] * len(problems)
+        super().__init__("; ".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.source}: {p}" for p in self.problems]
+        return [f"{o}: {p}" if o else p for o, p in zip(self.origins, self.problems, strict=True)]
 
 
 class CatalogError(LsreadyError):

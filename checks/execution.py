@@ -15,6 +15,7 @@ from typing import Any
 from checks.clients import Clients, ProbeThread, describe, waiting_on
 from checks.errors import NotConfigured
 from checks.model import Evidence, Status
+from checks.reach import LABELS, unreachable, why
 
 log = logging.getLogger(__name__)
 
@@ -71,4 +72,10 @@ def settled(
     if type(exc) is TimeoutError and not exc.args:
         return Evidence(Status.UNKNOWN, no_answer(limit_s))
     log.debug("%s failed", name, exc_info=exc)
+    backend = unreachable(exc)
+    if backend is not None:
+        return Evidence(
+            Status.UNKNOWN,
+            f"Could not tell: {LABELS.get(backend, backend)} could not be reached ({why(exc)}).",
+        )
     return Evidence(Status.UNKNOWN, f"Could not tell: {reason(exc)}")

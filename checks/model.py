@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -64,6 +65,7 @@ class Item:
     thresholds: dict[str, Any] = field(default_factory=dict)
     derived_from: tuple[str, ...] | None = None  # None unless kind is derived
     attestable_probe: bool = False  # a probe item whose probe may answer `manual`, so a person can attest it
+    schema: Mapping[str, Any] = field(default_factory=dict)  # key -> checks.thresholds.Threshold
 
     @property
     def attestable(self) -> bool:
@@ -82,6 +84,7 @@ class Item:
             "probe": self.probe,
             "attestable": self.attestable,
             "thresholds": dict(self.thresholds),
+            "threshold_schema": {k: t.to_dict() for k, t in self.schema.items()},
             "remediation": self.remediation,
             "docs": self.docs,
         }

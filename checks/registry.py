@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from checks.errors import CatalogError
 from checks.model import SECTIONS, Item, Kind, Severity
 from checks.probes import ProbeFn, all_probes
+from checks.thresholds import CATALOG_PATH, Threshold, check_overrides, parse_schema, read_catalog
 
-CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+__all__ = ["CATALOG_PATH", "Catalog", "load_catalog"]
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 _FIELDS = {
     "id", "section", "title", "seed", "kind", "required", "severity",
@@ -27,12 +26,19 @@ _REQUIRED_FIELDS = ("id", "section", "title", "seed", "kind", "required", "sever
 class Catalog:
     items: tuple[Item, ...]
     probes: Mapping[str, ProbeFn]
+    # Triage-only signals: id -> threshold values in force (the catalog's `signals:` document).
+    signals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {i.id: i for i in self.items})
 
     def get(self, item_id: str) -> Item | None:
         return self._by_id.get(item_id)  # type: ignore[attr-defined]
+
+    def thresholds(self, owner: str) -> Mapping[str, Any] | None:
+        """The threshold values in force of an item or a triage-only signal; None if there is no such id."""
+        item = self.get(owner)
+        return item.thresholds if item is not None else self.signals.get(owner)
 
     def section(self, section: str) -> tuple[Item, ...]:
         return tuple(i for i in self.items if i.section == section)
@@ -47,14 +53,13 @@ def load_catalog(
     thresholds: Mapping[str, Mapping[str, Any]] | None = None,
     severity: Mapping[str, str] | None = None,
 ) -> Catalog:
-    """The catalog with operator overrides applied. Raises CatalogError listing every problem."""
+    """The catalog with operator overrides applied. Raises CatalogError listing every problem.
+
+    Every probe in `probes` must be bound by an item: a probe nothing runs has thresholds nobody
+    can see or override.
+    """
     probes = all_probes() if probes is None else probes
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogError(f"cannot read catalog {path}: {exc}") from None
-    if not isinstance(raw, list):
-        raise CatalogError(f"catalog {path} must be a list of items")
+    raw, raw_signals = read_catalog(path)
     problems: list[str] = []
     items: list[Item] = []
     seen: set[str] = set()
@@ -70,19 +75,28 @@ def load_catalog(
         for ref in item.derived_from or ():
             if ref not in seen:
                 problems.append(f"{item.id}: derived from unknown item '{ref}'")
+    unbound = sorted(set(probes) - {i.probe for i in items if i.probe})
+    if unbound:
+        problems.append(f"probe(s) without a catalog entry: {', '.join(unbound)}")
+    signal_schemas = {
+        sid: parse_schema(sid, (entry or {}).get("thresholds"), problems)
+        for sid, entry in raw_signals.items()
+    }
+    clash = sorted(seen & set(signal_schemas))
+    if clash:
+        problems.append(f"signal id(s) {', '.join(clash)} are also item ids")
     by_id = {i.id: i for i in items}
-    for item_id, overrides in (thresholds or {}).items():
-        if item_id not in by_id:
-            problems.append(f"thresholds.{item_id}: no such item")
-            continue
-        unknown = set(overrides) - set(by_id[item_id].thresholds)
-        if unknown:
-            known = ", ".join(sorted(by_id[item_id].thresholds)) or "none"
-            problems.append(
-                f"thresholds.{item_id}: unknown key(s) {', '.join(sorted(unknown))} (known: {known})"
-            )
-            continue
-        by_id[item_id] = replace(by_id[item_id], thresholds={**by_id[item_id].thresholds, **overrides})
+    schemas = {**{i.id: i.schema for i in items}, **signal_schemas}
+    for path_, message in check_overrides(thresholds or {}, schemas):
+        problems.append(f"thresholds.{'.'.join(path_)}: {message}")
+    signals = {sid: {k: t.default for k, t in schema.items()} for sid, schema in signal_schemas.items()}
+    if not problems:
+        for owner, overrides in (thresholds or {}).items():
+            if owner in by_id:
+                item = by_id[owner]
+                by_id[owner] = replace(item, thresholds={**item.thresholds, **overrides})
+            else:
+                signals[owner] = {**signals[owner], **overrides}
     for item_id, level in (severity or {}).items():
         if item_id not in by_id:
             problems.append(f"severity.{item_id}: no such item")
@@ -90,7 +104,7 @@ def load_catalog(
         by_id[item_id] = replace(by_id[item_id], severity=Severity(level))
     if problems:
         raise CatalogError("; ".join(problems))
-    return Catalog(items=tuple(by_id[i.id] for i in items), probes=dict(probes))
+    return Catalog(items=tuple(by_id[i.id] for i in items), probes=dict(probes), signals=signals)
 
 
 def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str]) -> Item | None:
@@ -145,9 +159,7 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
     attestable = entry.get("attestable", False)
     if not isinstance(attestable, bool) or (attestable and kind is not Kind.PROBE):
         problems.append(f"{where}: attestable is true/false, for probe items only (manual ones always are)")
-    thresholds = entry.get("thresholds") or {}
-    if not isinstance(thresholds, dict):
-        problems.append(f"{where}: thresholds must be a mapping")
+    schema: dict[str, Threshold] = parse_schema(where, entry.get("thresholds"), problems)
     for key in ("title", "seed", "remediation"):
         if not isinstance(entry[key], str) or not entry[key].strip():
             problems.append(f"{where}: {key} must be non-empty text")
@@ -164,7 +176,8 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
         remediation=entry["remediation"].strip(),
         docs=entry.get("docs"),
         probe=probe,
-        thresholds=dict(thresholds),
+        thresholds={k: t.default for k, t in schema.items()},
+        schema=schema,
         derived_from=derived_from,
         attestable_probe=attestable is True,
     )

@@ -22,6 +22,7 @@ from typing import Any
 from checks.clients import Clients
 from checks.execution import no_answer, run_probe, settled
 from checks.model import Attestation, Evidence, Item, Kind, Result, Status
+from checks.reach import LABELS, endpoint, unreachable, why
 from checks.registry import Catalog
 from checks.score import Score, score
 from checks.secrets import Redactor
@@ -33,18 +34,43 @@ _DERIVED_ORDER = [Status.FAIL, Status.UNKNOWN, Status.MANUAL, Status.WARN]
 
 
 @dataclass(frozen=True)
+class Unreachable:
+    """A backend that could not be reached in this run: said once, the items that needed it point here."""
+
+    backend: str
+    label: str  # "ClickHouse"
+    endpoint: str  # host:port, never a credential
+    why: str
+    items: tuple[str, ...]
+
+    @property
+    def line(self) -> str:
+        return f"{self.label} at {self.endpoint}: {self.why}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "endpoint": self.endpoint,
+            "why": self.why,
+            "items": list(self.items),
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     target: str
     results: tuple[Result, ...]
     score: Score
     started_at: datetime
     duration_s: float
+    unreachable: tuple[Unreachable, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "started_at": self.started_at.isoformat(),
             "duration_s": round(self.duration_s, 3),
+            "unreachable": [u.to_dict() for u in self.unreachable],
             "results": [r.to_dict() for r in self.results],
             "score": self.score.to_dict(),
         }
@@ -76,6 +102,7 @@ def run_checks(
 
     evidence: dict[str, tuple[Evidence, float]] = {}
     limit = min(probe_timeout_s, deadline_s)
+    down: dict[str, tuple[str, list[str]]] = {}  # backend -> (why, items that needed it)
     for item_id, future in futures.items():
         wait_until = min(t0 + probe_timeout_s, run_deadline)
         wait([future], timeout=max(0.0, wait_until - time.monotonic()))
@@ -83,9 +110,23 @@ def run_checks(
         # timeout is a TimeoutError too, and its message is the better reason.
         if future.done():
             ev = settled(future, limit, name=f"the probe for {item_id}")
+            exc = future.exception(timeout=0)
+            backend = unreachable(exc) if exc is not None else None
+            if exc is not None and backend is not None:
+                down.setdefault(backend, (why(exc), []))[1].append(item_id)
+                ev = Evidence(
+                    Status.UNKNOWN,
+                    f"Could not tell: {LABELS.get(backend, backend)} could not be reached "
+                    "(see 'Could not reach').",
+                    {"unreachable": backend},
+                )
         else:
             ev = Evidence(Status.UNKNOWN, no_answer(limit, future))
         evidence[item_id] = (ev, time.monotonic() - t0)
+    unreached = tuple(
+        Unreachable(b, LABELS.get(b, b), endpoint(clients.target, b), redactor.text(cause), tuple(items))
+        for b, (cause, items) in down.items()
+    )
 
     results: dict[str, Result] = {}
     for item in selected:
@@ -103,6 +144,7 @@ def run_checks(
         score=score(ordered),
         started_at=started_at,
         duration_s=time.monotonic() - t0,
+        unreachable=unreached,
     )
 
 

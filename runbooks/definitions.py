@@ -7,8 +7,6 @@ wins. tests/rehearsals/ walks every branch of every runbook.
 
 from __future__ import annotations
 
-from typing import Any
-
 from checks.model import Status
 from runbooks.model import END, DiagnosisKind, FromCatalog, Go, Rule, Runbook, Step, When
 
@@ -22,29 +20,30 @@ SIGNALS = {
     "delay": "ingestion delay",
 }
 
-THRESHOLDS: dict[str, Any] = {
-    # Shared with the checklist: a `thresholds:` override of the catalog item moves both.
+# Every number is in checks/catalog.yaml: the checklist items' own thresholds (so a `thresholds:`
+# override of the item moves the triage too, and both grade a reading the same way) and the
+# triage-only signals (`triage.*`). The runbooks only name them.
+THRESHOLDS: dict[str, FromCatalog] = {
     "queue_warn": FromCatalog("redis.monitored", "queue_warn"),
     "queue_fail": FromCatalog("redis.monitored", "queue_fail"),
     "runs_expiry_s": FromCatalog("redis.monitored", "runs_expiry_seconds"),
     "queue_sample_keys": FromCatalog("redis.monitored", "sample_keys"),
     "concurrency_warn": FromCatalog("clickhouse.concurrency", "warn_queries"),
     "concurrency_fail": FromCatalog("clickhouse.concurrency", "fail_queries"),
+    "parts_warn_ratio": FromCatalog("clickhouse.concurrency", "parts_warn_ratio"),
     # Disk fill fails the ClickHouse signal only at the fail ratio; past warn it is a capacity note.
     "disk_warn_ratio": FromCatalog("clickhouse.disk_usage", "warn_ratio"),
     "disk_fail_ratio": FromCatalog("clickhouse.disk_usage", "fail_ratio"),
     "delay_warn_s": FromCatalog("ops.alerts", "ingestion_delay_p95_s"),
-    # Triage only.
-    "sample_interval_s": 2.5,  # between the two queue (and disk I/O) samples
-    "oldest_warn_s": 60,  # a job waiting this long is already an ingestion delay
-    "oldest_fail_s": 600,
-    "stalled_min_depth": 10,  # this many waiting and none leaving over the sample: workers stalled
-    "queue_scan_window": 1000,  # ids read per queue to find where the first sample's newest job went
-    "parts_warn_ratio": 0.5,  # of parts_to_delay_insert; at 1.0 ClickHouse itself slows inserts
-    "stuck_mutation_minutes": 30,
-    "delay_fail_s": 300,
-    "delay_window_minutes": 15,
-    "delay_max_rows": 5_000_000,  # rows of the freshest runs parts read; past it the delay is a sample
+    "delay_fail_s": FromCatalog("triage.delay", "delay_fail_s"),
+    "delay_window_minutes": FromCatalog("triage.delay", "delay_window_minutes"),
+    "delay_max_rows": FromCatalog("triage.delay", "delay_max_rows"),
+    "sample_interval_s": FromCatalog("triage.queues", "sample_interval_s"),
+    "oldest_warn_s": FromCatalog("triage.queues", "oldest_warn_s"),
+    "oldest_fail_s": FromCatalog("triage.queues", "oldest_fail_s"),
+    "stalled_min_depth": FromCatalog("triage.queues", "stalled_min_depth"),
+    "queue_scan_window": FromCatalog("triage.queues", "queue_scan_window"),
+    "stuck_mutation_minutes": FromCatalog("triage.merges", "stuck_mutation_minutes"),
 }
 
 _TITLES = {
@@ -97,13 +96,15 @@ _RECHECK = "Re-run `lsready triage` after each change and compare: act on one la
 
 SATURATION_ACTIONS = (_NO_WORKERS, _REDUCE_LOAD, _MERGES_AND_DISK, _SCALE_CH, _ASYNC_LEVER, _RECHECK)
 
+# Every ClickHouse signal passed: no action asks to scale it unless it names the unmeasured reading
+# (insert durations) that would implicate it.
 INSERT_PATH_ACTIONS = (
-    _NO_WORKERS,
-    "Look at the insert path: insert durations in `system.query_log` (query_kind = 'Insert'), pending "
-    "`system.asynchronous_inserts`, and errors in the ingest-queue logs (`kubectl -n {namespace} logs "
-    "deploy/{fullname}-ingest-queue`).",
-    _MERGES_AND_DISK,
-    _SCALE_CH,
+    "Look at the insert path, which the triage does not measure: insert durations in `system.query_log` "
+    "(query_kind = 'Insert', the last 15 min), pending `system.asynchronous_inserts`, and errors or retries "
+    "in the ingest-queue logs (`kubectl -n {namespace} logs deploy/{fullname}-ingest-queue`).",
+    "Do not add queue workers: the queues already drain, so more workers would not land runs sooner.",
+    "Only if those insert durations are long is ClickHouse the bottleneck after all: then reduce its "
+    "query load and give {fullname}-clickhouse more CPU and IOPS.",
     _ASYNC_LEVER,
     _RECHECK,
 )
@@ -177,10 +178,11 @@ RULES = (
     ),
     Rule(
         "delay-after-the-queues",
-        DiagnosisKind.CLICKHOUSE_SATURATION,
+        DiagnosisKind.INSERT_PATH_DELAY,
         {"clickhouse": accept(P), "queues": accept(P), "delay": accept(W, F)},
-        "ClickHouse saturation on the insert path: runs leave Redis promptly but land in ClickHouse late, "
-        "although its load and parts look normal.",
+        "Insert-path delay: runs leave Redis promptly and ClickHouse's load, merges and parts pass, yet "
+        "runs land late; the time is spent between the workers and ClickHouse's inserts, which the triage "
+        "does not measure.",
         INSERT_PATH_ACTIONS,
     ),
     Rule(

@@ -1,5 +1,9 @@
 """The weekly readiness digest: score, what changed since the last digest, and what needs a person.
 
+A digest compares with the previous digest posted for the same target (scheduled or `--post`):
+its check run for statuses, its time for attestations added, expired and revoked since. A preview
+(`lsready digest`, `/langsmith digest`) compares the same way and never becomes the baseline.
+
 Scheduling is cron-shaped; a slot is posted exactly once per target, whatever restarts happen near
 it, because a slot is claimed in the store before it is posted and released only if posting fails.
 """
@@ -13,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from checks.model import Kind, Status
+from checks.model import Status
 from checks.runner import Report
 from runbooks.readiness import Readiness
 from storage.acks import Ack
@@ -51,10 +55,17 @@ class Digest:
     failing_required: list[Change] = field(default_factory=list)
     manual_waiting: list[Change] = field(default_factory=list)
     expiring: list[Ack] = field(default_factory=list)
+    acks_added: list[Ack] = field(default_factory=list)
+    acks_expired: list[Ack] = field(default_factory=list)
+    acks_revoked: list[Ack] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.new_failures or self.fixed or self.regressions or self.new_unknowns)
+        """Anything moved since the previous digest: a status or an attestation."""
+        return bool(
+            self.new_failures or self.fixed or self.regressions or self.new_unknowns
+            or self.acks_added or self.acks_expired or self.acks_revoked
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +82,11 @@ class Digest:
             "failing_required": [c.to_dict() for c in self.failing_required],
             "manual_waiting": [c.to_dict() for c in self.manual_waiting],
             "expiring": [a.to_dict() for a in self.expiring],
+            "attestations": {
+                "added": [a.to_dict() for a in self.acks_added],
+                "expired": [a.to_dict() for a in self.acks_expired],
+                "revoked": [a.to_dict() for a in self.acks_revoked],
+            },
         }
 
 
@@ -95,26 +111,25 @@ def diff(previous: StoredRun | None, report: Report) -> dict[str, list[Change]]:
 
 
 def build_digest(readiness: Readiness, target: str | None = None, report: Report | None = None) -> Digest:
-    """Check the target (recording the run) and compare with the run of the previous digest."""
+    """Check the target (recording the run) and compare with the previous digest posted for it."""
     name = readiness.target_name(target)
     sent = readiness.digests.last_sent(name)
     previous = None
     if sent and sent.get("run_id"):
         previous = readiness.history.get(int(sent["run_id"]))  # type: ignore[arg-type]
-    if previous is None:
-        # Look before checking: the run this digest makes is recorded too.
-        previous = readiness.history.latest(name)
     report = report or readiness.check(name)
     changes = diff(previous, report)
+    acks = readiness.acks.changes_since(name, previous.started_at) if previous else {}
     window = timedelta(days=readiness.config.digest.expiring_within_days)
+    by_id = {r.item.id: r for r in report.results}
     return Digest(
         target=name,
         report=report,
         previous_at=previous.started_at if previous else None,
+        # The score's own list, as `status`, App Home and the exit code count them.
         failing_required=[
-            Change(r.item.id, r.item.title, None, r.status.value, r.summary)
-            for r in report.results
-            if r.item.required and r.status is Status.FAIL and r.item.kind is not Kind.DERIVED
+            Change(i, by_id[i].item.title, None, by_id[i].status.value, by_id[i].summary)
+            for i in report.score.required_failing
         ],
         manual_waiting=[
             Change(r.item.id, r.item.title, None, r.status.value, r.summary)
@@ -122,6 +137,16 @@ def build_digest(readiness: Readiness, target: str | None = None, report: Report
             if r.status is Status.MANUAL
         ],
         expiring=readiness.acks.expiring(name, window),
+        # One made in the second the previous digest's run started counts if that run did not see it.
+        acks_added=[
+            a
+            for a in acks.get("added", [])
+            if previous is None
+            or a.created > previous.started_at
+            or previous.statuses.get(a.item_id) != Status.ATTESTED.value
+        ],
+        acks_expired=acks.get("expired", []),
+        acks_revoked=acks.get("revoked", []),
         **changes,
     )
 

@@ -94,16 +94,28 @@ def diagnose(
 
 
 def _reasons(book: Runbook, rule: Rule, done: Sequence[StepResult]) -> list[str]:
-    """The measured steps that speak for the rule's signals (every signal for the fallback).
+    """The measured readings that support the rule: each step of a signal the rule reads whose own
+    status is one the rule accepts for it (a warning also supports a failure). A passing step beside
+    a failing one of the same signal is not a reason for a problem. The fallback lists every reading.
 
     Unknown steps are left to `unmeasured`, so nothing is said twice.
     """
-    wanted = set(rule.when) or {s.signal for s in book.steps if s.signal}
-    return [
-        f"[{r.status.value}] {r.title}: {r.summary}"
-        for r in done
-        if book.step(r.step_id).signal in wanted and r.status is not Status.UNKNOWN
-    ]
+    signal_of = {s.id: s.signal for s in book.steps}
+    if not rule.when:
+        wanted = {s.signal for s in book.steps if s.signal}
+        return [_reason(r) for r in done if signal_of[r.step_id] in wanted and r.status is not Status.UNKNOWN]
+    out = []
+    for r in done:
+        accepted = rule.when.get(signal_of[r.step_id] or "")
+        if accepted is None or r.status is Status.UNKNOWN:
+            continue
+        if r.status in accepted or (r.status is Status.WARN and Status.FAIL in accepted):
+            out.append(_reason(r))
+    return out
+
+
+def _reason(r: StepResult) -> str:
+    return f"[{r.status.value}] {r.title}: {r.summary}"
 
 
 def _lower_first(text: str) -> str:

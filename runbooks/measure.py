@@ -37,6 +37,7 @@ from checks.probes.clickhouse import (
 from checks.probes.common import grade_above, grade_high, human_bytes, human_duration, pct, worst
 from checks.probes.published_queues import NoEndpoints, disagreements, read_published
 from checks.probes.redis import QueueDepth, queue_depths
+from checks.reach import LABELS, endpoint, unreachable, why
 
 PROBE_TAG = "triage"  # ClickHouse queries start with `-- lsready:triage`
 
@@ -312,7 +313,8 @@ def _flow_sentence(f: QueueFlow, p: Mapping[str, Any], expiry: float) -> str:
     )
     if f.oldest_age_s is not None:
         text += (
-            f", the oldest waiting {human_duration(f.oldest_age_s)} "
+            f", the oldest waiting "
+            f"{human_duration(f.oldest_age_s, float(p['oldest_warn_s']), float(p['oldest_fail_s']))} "
             f"(warn at {human_duration(float(p['oldest_warn_s']))}, "
             f"fail at {human_duration(float(p['oldest_fail_s']))})"
         )
@@ -383,7 +385,7 @@ def _disk(readings: Readings, p: Mapping[str, Any], observed: dict[str, Any]) ->
     top = disks[0]
     warn_r, fail_r = float(p["disk_warn_ratio"]), float(p["disk_fail_ratio"])
     graded = grade_high(top.used_ratio, warn_r, fail_r)
-    where = f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio)} full"
+    where = f"disk '{top.disk}' on {top.host} is {pct(top.used_ratio, warn_r, fail_r)} full"
     limits = f"(warn {pct(warn_r)}, fail {pct(fail_r)})"
     if graded is Status.FAIL:
         return Status.FAIL, f"{where} {limits}: merges and inserts stop as it fills"
@@ -452,17 +454,23 @@ def snapshot(readings: Readings, p: Mapping[str, Any]) -> Evidence:
         except TimeoutError:
             missing[name] = f"no answer within {readings.timeout_s:g} s"
         except Exception as exc:
-            missing[name] = reason(exc)
+            backend = unreachable(exc)
+            where = endpoint(readings.clients.target, backend) if backend else ""
+            missing[name] = f"{LABELS[backend]} at {where}: {why(exc)}" if backend else reason(exc)
     observed: dict[str, Any] = {
         "read_at": {n: g["at"].isoformat() for n, g in got.items()},
         "missing": missing,
         **_snapshot_values(got),
     }
     if not got:
-        raise SnapshotEmpty("; ".join(f"{n}: {why}" for n, why in missing.items()))
+        # Readings that failed for one reason (a backend down) are named together, the reason once.
+        by_reason: dict[str, list[str]] = {}
+        for read, cause in missing.items():
+            by_reason.setdefault(cause, []).append(read)
+        raise SnapshotEmpty("; ".join(f"{', '.join(reads)}: {cause}" for cause, reads in by_reason.items()))
     status = Status.WARN if missing else Status.PASS
     at = min(g["at"] for g in got.values())
-    text = f"Snapshot at {at:%H:%M:%S} UTC: " + "; ".join(_snapshot_phrases(got))
+    text = f"Snapshot at {at:%H:%M:%S} UTC: " + "; ".join(_snapshot_phrases(got, p))
     if missing:
         text += f"; not read: {', '.join(sorted(missing))}"
     return Evidence(status, text + ".", observed)
@@ -489,7 +497,7 @@ def _snapshot_values(got: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _snapshot_phrases(got: Mapping[str, dict[str, Any]]) -> list[str]:
+def _snapshot_phrases(got: Mapping[str, dict[str, Any]], p: Mapping[str, Any]) -> list[str]:
     phrases = []
     if "clickhouse.running" in got:
         phrases.append(f"{sum(got['clickhouse.running']['value'].values())} queries running")
@@ -504,7 +512,9 @@ def _snapshot_phrases(got: Mapping[str, dict[str, Any]]) -> list[str]:
             phrases.append(f"{len(pp.stuck_mutations)} stuck mutations")
     if "clickhouse.disks" in got and got["clickhouse.disks"]["value"]:
         top_disk = got["clickhouse.disks"]["value"][0]
-        phrases.append(f"fullest disk {top_disk.disk} {pct(top_disk.used_ratio)}")
+        # As precise as the ClickHouse step that grades it, so the two never read differently.
+        limits = (float(p["disk_warn_ratio"]), float(p["disk_fail_ratio"]))
+        phrases.append(f"fullest disk {top_disk.disk} {pct(top_disk.used_ratio, *limits)}")
     if "redis.queues" in got:
         depths = got["redis.queues"]["value"]["depths"]
         waiting = [q for q in depths if q.waiting]

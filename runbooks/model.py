@@ -23,13 +23,15 @@ END = "end"  # a transition's target that concludes the walk
 class DiagnosisKind(StrEnum):
     CLICKHOUSE_SATURATION = "clickhouse_saturation"
     INGESTION_BACKPRESSURE = "ingestion_backpressure"
+    # Runs leave the queues promptly and every ClickHouse signal passes, yet they land late.
+    INSERT_PATH_DELAY = "insert_path_delay"
     HEALTHY = "healthy"
     INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
 class FromCatalog:
-    """A runbook threshold that is a catalog item's threshold, so `thresholds:` in config moves both."""
+    """A runbook threshold: a catalog item's (or triage-only signal's) threshold, never a number here."""
 
     item: str
     key: str
@@ -89,7 +91,7 @@ class Runbook:
     steps: tuple[Step, ...]
     rules: tuple[Rule, ...]  # first match wins
     fallback: Rule  # when no rule matches; an inconclusive rule naming what was not measured
-    thresholds: Mapping[str, Any] = field(default_factory=dict)  # values or FromCatalog references
+    thresholds: Mapping[str, FromCatalog] = field(default_factory=dict)
     description: str = ""
 
     def step(self, step_id: str) -> Step:

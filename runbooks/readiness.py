@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +44,30 @@ class NotAttestable(LsreadyError):
 
 class BadDuration(LsreadyError):
     pass
+
+
+class BadAttestation(LsreadyError):
+    """An acknowledgement without a named person, or with a link that is not a web address."""
+
+
+def check_attestation(by: str, evidence_link: str | None) -> None:
+    """Refuse an empty actor and a link that is not an http(s) URL, saying what to pass instead."""
+    if not by.strip():
+        raise BadAttestation(
+            "an acknowledgement names who attests it: pass --by NAME (a name or a Slack user id)"
+        )
+    if evidence_link is not None:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(evidence_link.strip())
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadAttestation(
+                "the evidence link (--link) must be an http(s) URL, like https://wiki.example.com/drill, "
+                f"not '{evidence_link}'"
+            )
 
 
 _DURATION = re.compile(
@@ -168,26 +192,32 @@ class Readiness:
         thread_ts: str | None = None,
     ) -> Ack:
         """Attest a manual item; refuses automated items and unknown ids with a way forward."""
+        check_attestation(by, evidence_link)
         name = self.target_name(target)
         item = self.item(item_id)
         if not item.attestable:
             raise NotAttestable(item)
+        previous = self.acks.active(name).get(item.id)
         ack = self.acks.add(
             name,
             item.id,
-            by,
+            by.strip(),
             valid_for=self.validity(item.id, expires),
             note=note.strip(),
-            evidence_link=evidence_link,
+            evidence_link=evidence_link.strip() if evidence_link else None,
             channel=channel,
             thread_ts=thread_ts,
         )
-        self.audit.record(
-            by, "ack", target=name, detail=f"{item.id} until {ack.expires:%Y-%m-%d}", place=channel
-        )
+        detail = f"{item.id} until {ack.expires:%Y-%m-%d}"
+        if previous is not None:
+            ack = replace(ack, supersedes=previous)
+            detail += f", superseding #{previous.id} by {previous.by}"
+        self.audit.record(by.strip(), "ack", target=name, detail=detail, place=channel)
         return ack
 
     def revoke(self, target: str | None, item_id: str, by: str) -> int:
+        if not by.strip():
+            raise BadAttestation("a revocation names who revokes: pass --by NAME")
         name = self.target_name(target)
         item = self.item(item_id)
         count = self.acks.revoke(name, item.id, by)

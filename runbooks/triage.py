@@ -30,7 +30,7 @@ from checks.secrets import Redactor
 from runbooks.definitions import RUNBOOKS, SIGNALS
 from runbooks.engine import RunbookError, diagnose, next_step, validate
 from runbooks.measure import MEASURES, Readings
-from runbooks.model import FromCatalog, Runbook, Step, StepResult, TriageResult
+from runbooks.model import Runbook, Step, StepResult, TriageResult
 
 __all__ = ["RUNBOOKS", "UnknownRunbook", "get_runbook", "triage"]
 
@@ -57,17 +57,15 @@ def get_runbook(name: str) -> Runbook:
 
 
 def resolve_thresholds(book: Runbook, catalog: Catalog) -> dict[str, Any]:
-    """The runbook's thresholds with catalog references read from the catalog (config overrides applied)."""
+    """The runbook's thresholds read from the catalog's items and signals (config overrides applied)."""
     out: dict[str, Any] = {}
-    for key, value in book.thresholds.items():
-        if isinstance(value, FromCatalog):
-            item = catalog.get(value.item)
-            if item is None or value.key not in item.thresholds:
-                raise RunbookError(
-                    f"runbook threshold {key} refers to {value.item}.{value.key}, which is not in the catalog"
-                )
-            value = item.thresholds[value.key]
-        out[key] = value
+    for key, ref in book.thresholds.items():
+        values = catalog.thresholds(ref.item)
+        if values is None or ref.key not in values:
+            raise RunbookError(
+                f"runbook threshold {key} refers to {ref.item}.{ref.key}, which is not in the catalog"
+            )
+        out[key] = values[ref.key]
     return out
 
 

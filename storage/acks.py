@@ -25,6 +25,7 @@ class Ack:
     thread_ts: str | None = None
     revoked: datetime | None = None
     revoked_by: str | None = None
+    supersedes: Ack | None = None  # set on a new acknowledgement that replaced a live one
 
     def active(self, now: datetime) -> bool:
         return self.revoked is None and (self.expires is None or self.expires > now)
@@ -129,6 +130,47 @@ class AckStore:
         now = self.clock()
         current = {a.id for t in {a.target for a in acks} for a in self.current(t).values()}
         return [a for a in acks if a.id in current and a.active(now)]
+
+    def changes_since(self, target: str, since: datetime) -> dict[str, list[Ack]]:
+        """Acknowledgements of a target added, revoked, and (the one that counted) expired since `since`."""
+        now = self.clock()
+        rows = self.db.execute_returning_dicts(
+            "SELECT * FROM acks WHERE target = ? AND (created >= ? OR revoked > ? OR expires > ?)"
+            " ORDER BY created, id",
+            [target, iso(since), iso(since), iso(since)],
+        )
+        acks = [_row(r) for r in rows]
+        counted = {a.id for a in self.current(target).values()}
+        # A revocation clears every earlier row of the item too; the newest one is what was revoked.
+        revoked: dict[str, Ack] = {}
+        for a in acks:
+            if a.revoked is not None and a.revoked > since:
+                revoked[a.item_id] = a
+        return {
+            # Times are stored to the second: one made in the very second of `since` is included.
+            "added": [a for a in acks if a.created >= since],
+            "revoked": list(revoked.values()),
+            "expired": [
+                a for a in acks if a.id in counted and a.expires is not None and since < a.expires <= now
+            ],
+        }
+
+    def states(self, acks: list[Ack]) -> dict[int, str]:
+        """Each acknowledgement's state: active, expired, superseded (a later one replaced it) or revoked."""
+        now = self.clock()
+        newest: dict[tuple[str, str], int] = {}
+        for a in sorted(acks, key=lambda a: (a.created, a.id)):
+            if a.revoked is None:
+                newest[(a.target, a.item_id)] = a.id
+        out = {}
+        for a in acks:
+            if a.revoked is not None:
+                out[a.id] = "revoked"
+            elif newest.get((a.target, a.item_id)) != a.id:
+                out[a.id] = "superseded"
+            else:
+                out[a.id] = "active" if a.active(now) else "expired"
+        return out
 
     def release_reminder(self, ack_id: int, kind: str) -> None:
         """Give a reminder back when it could not be sent, so a later run sends it."""

@@ -135,3 +135,16 @@ def test_threshold_override_applies_and_unknown_key_is_refused():
 
 def test_shipped_catalog_loads():
     assert len(load_catalog(CATALOG_PATH).items) == 69
+
+
+def test_catalog_text_shows_the_columns_the_readme_names():
+    out = CliRunner().invoke(cli, ["catalog"], obj={})
+    header, *rows = out.output.splitlines()
+    assert header.split() == ["section", "id", "kind", "required", "severity", "title"]
+    assert len(rows) == 69
+    readme = (HERE.parent / "README.md").read_text()
+    assert "one line each: section, id, kind, required, severity, title" in readme
+    first = rows[0].split()
+    assert first[:5] == ["1", "redis.memory_sized", "probe", "-", "high"]
+    assert rows[0].endswith("Redis memory sized for write volume")
+    assert any(r.split()[3] == "required" for r in rows)

@@ -1,5 +1,6 @@
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -150,20 +151,48 @@ def test_snapshot_commands_prints_kubectl_lines_for_every_kind_read():
     assert "-n ls" in result.output
 
 
-def test_check_that_cannot_verify_required_items_lists_them_and_exits_3_when_strict(tmp_path, blackhole):
+def test_check_that_cannot_verify_required_items_exits_3_unless_unknown_is_allowed(tmp_path, blackhole):
     path = tmp_path / "c.yaml"
     path.write_text(
         f"targets: {{a: {{clickhouse: {{url: 'http://127.0.0.1:{blackhole.port}/default'}}}}}}\n"
         "timeouts: {probe_s: 0.5, run_s: 5}\n"
     )
-    strict = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3", "--strict"], obj={})
-    assert strict.exit_code == 3, strict.output
-    assert "Required items that could not be verified" in strict.output
-    assert "No required item fails" not in strict.output
-    plain = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
-    assert plain.exit_code == 0 and "Required items that could not be verified" in plain.output
-    old_gate = ["--config", str(path), "check", "--section", "3", "--allow-unknown"]
-    assert CliRunner().invoke(cli, old_gate, obj={}).exit_code == 0  # still accepted: the default now
+    gate = CliRunner().invoke(cli, ["--config", str(path), "check", "--section", "3"], obj={})
+    assert gate.exit_code == 3, gate.output
+    assert "Required items that could not be verified" in gate.output
+    assert "No required item fails" not in gate.output
+    allowed = ["--config", str(path), "check", "--section", "3", "--allow-unknown"]
+    result = CliRunner().invoke(cli, allowed, obj={})
+    assert result.exit_code == 0 and "Required items that could not be verified" in result.output
+    old_gate = ["--config", str(path), "check", "--section", "3", "--strict"]
+    assert CliRunner().invoke(cli, old_gate, obj={}).exit_code == 3  # still accepted: the default now
+
+
+def test_a_target_whose_every_backend_is_unreachable_never_exits_0(tmp_path, unused_port):
+    """A CI gate that cannot see anything does not go green."""
+    path = tmp_path / "c.yaml"
+    url = f"127.0.0.1:{unused_port}"
+    path.write_text(
+        f"targets: {{a: {{redis: {{url: 'redis://{url}/0'}}, postgres: {{url: 'postgresql://u@{url}/p'}}, "
+        f"clickhouse: {{url: 'http://{url}/default'}}}}}}\n"
+        "timeouts: {probe_s: 1, run_s: 10}\n"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
+    assert result.exit_code == 3, result.output
+    assert "Score 0.0%" in result.output
+    # Each backend is said to be unreachable once, naming where and why; its items point there.
+    out = result.stdout
+    for label in ("Redis", "PostgreSQL", "ClickHouse"):
+        assert out.count(f"  - {label} at {url}: connection refused") == 1, out
+        assert f"Could not tell: {label} could not be reached (see 'Could not reach')." in out
+    assert "Errno" not in out and "HTTPConnectionPool" not in out
+    assert "urllib3" not in result.stderr and "Retrying" not in result.stderr  # not repeated in logs either
+    data = json.loads(CliRunner().invoke(cli, ["--config", str(path), "check", "--format", "json"]).stdout)
+    assert {u["backend"]: u["endpoint"] for u in data["unreachable"]} == {
+        "redis": url,
+        "postgres": url,
+        "clickhouse": url,
+    }
 
 
 def test_catalog_shows_thresholds_in_force_from_config(tmp_path):
@@ -195,3 +224,46 @@ def test_several_targets_without_default_ask_for_one(tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(path), "check"], obj={})
     assert result.exit_code == 2
     assert "several targets are configured (a, b)" in result.output
+
+
+def _commands(group, path=()):
+    for name, cmd in group.commands.items():
+        yield (*path, name), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, (*path, name))
+
+
+def test_global_options_are_taken_after_the_command_too_and_listed_in_its_help(tmp_path):
+    import logging
+
+    path = tmp_path / "c.yaml"
+    path.write_text("targets: {a: {}}\nthresholds: {redis.memory_sized: {warn_ratio: high}}\n")
+    for args in (["check", "--config", str(path)], ["config", "check", f"--config={path}"]):
+        out = CliRunner().invoke(cli, args, obj={})
+        assert out.exit_code == 2 and "thresholds.redis.memory_sized.warn_ratio" in out.output, out.output
+    root = logging.getLogger()
+    level = root.level
+    try:
+        out = CliRunner().invoke(
+            cli, ["config", "check", "--config", str(path), "-v", "--log-format", "json"]
+        )
+        assert "No such option" not in out.output and root.level == logging.DEBUG
+    finally:
+        root.setLevel(level)
+    for names, _ in _commands(cli):
+        text = CliRunner().invoke(cli, [*names, "--help"]).output
+        for flag in ("--config PATH", "-v, --verbose", "--log-format"):
+            assert flag in text, (names, flag)
+
+
+def test_a_command_added_later_gets_the_global_options_for_free(tmp_path):
+    @cli.command("late-command")
+    @click.pass_context
+    def late(ctx):
+        click.echo(f"config is {ctx.obj['config_path']}")
+
+    try:
+        out = CliRunner().invoke(cli, ["late-command", "--config", "x.yaml"], obj={})
+        assert out.output == "config is x.yaml\n"
+    finally:
+        cli.commands.pop("late-command")

@@ -57,13 +57,61 @@ def test_ack_with_bad_expiry_exits_2(tmp_path):
     assert out.exit_code == 2 and "is not a duration" in out.output
 
 
-def test_digest_json_compares_with_previous_run(tmp_path):
+def _post_digest(config):
+    """What `lsready digest --post` records once Slack took the message: the next digest's baseline."""
+    from checks.config import load_config
+    from runbooks.digest import build_digest, record_hand_post
+    from runbooks.readiness import Readiness
+
+    readiness = Readiness.open(load_config(str(config)))
+    record_hand_post(readiness, build_digest(readiness, "prod"), "C1", "1.1", "cli:test")
+
+
+def test_digest_compares_with_the_posted_digest_and_lists_the_new_attestation(tmp_path):
     config = _config(tmp_path)
     first = json.loads(_run(config, "digest", "--format", "json").output)
     assert first["previous_at"] is None and first["target"] == "prod"
     _run(config, "ack", "diag.har_capture", "--by", "alice")
-    second = json.loads(_run(config, "digest", "--format", "json").output)
-    assert second["previous_at"] is not None
-    assert [c["id"] for c in second["changes"]["fixed"]] == ["diag.har_capture"]
+    preview = json.loads(_run(config, "digest", "--format", "json").output)
+    assert preview["previous_at"] is None, "a preview is not a baseline"
+    _post_digest(config)
+    # An ack, a full check, then the digest: it once compared with that check and saw nothing.
+    assert _run(config, "ack", "diag.log_collection", "--by", "bob", "--note", "runbook v2").exit_code == 0
+    _run(config, "check")
+    digest = json.loads(_run(config, "digest", "--format", "json").output)
+    assert digest["previous_at"] is not None
+    assert [c["id"] for c in digest["changes"]["fixed"]] == ["diag.log_collection"]
+    assert [a["item_id"] for a in digest["attestations"]["added"]] == ["diag.log_collection"]
     text = _run(config, "digest").output
-    assert "Weekly LangSmith readiness: prod" in text and "Fixed:" not in text
+    assert "nothing changed" not in text and "Attested:\n  - diag.log_collection by bob" in text
+
+
+def test_an_ack_needs_a_named_person_and_a_web_link(tmp_path):
+    config = _config(tmp_path)
+    nobody = _run(config, "ack", "diag.har_capture", "--by", "")
+    assert nobody.exit_code == 2 and "names who attests it" in nobody.output
+    assert _run(config, "ack", "diag.har_capture", "--by", "  ").exit_code == 2
+    for link in ("notaurl", "ftp://files.example/x", "https://"):
+        out = _run(config, "ack", "diag.har_capture", "--by", "alice", "--link", link)
+        assert out.exit_code == 2 and "must be an http(s) URL" in out.output, link
+    assert json.loads(_run(config, "acks", "--format", "json").output) == []
+    good = _run(config, "ack", "diag.har_capture", "--by", "alice", "--link", "https://wiki.example.com/har")
+    assert good.exit_code == 0, good.output
+    assert _run(config, "revoke", "diag.har_capture", "--by", "").exit_code == 2
+
+
+def test_a_second_ack_says_what_it_supersedes_and_acks_all_marks_it(tmp_path):
+    config = _config(tmp_path)
+    _run(config, "ack", "diag.har_capture", "--by", "alice", "--note", "HAR how-to in wiki")
+    second = _run(config, "ack", "diag.har_capture", "--by", "bob", "--note", "updated for SSO")
+    assert second.exit_code == 0
+    assert "supersedes #1 by alice of " in second.output and "HAR how-to in wiki" in second.output
+    live = json.loads(_run(config, "acks", "--format", "json").output)
+    assert [(a["by"], a["state"]) for a in live] == [("bob", "active")]
+    every = json.loads(_run(config, "acks", "--all", "--format", "json").output)
+    assert [(a["by"], a["state"]) for a in every] == [("alice", "superseded"), ("bob", "active")]
+    text = _run(config, "acks", "--all").output.splitlines()
+    assert "(superseded)" in text[0] and "alice" in text[0] and "(superseded)" not in text[1]
+    _run(config, "revoke", "diag.har_capture", "--by", "carol")
+    every = json.loads(_run(config, "acks", "--all", "--format", "json").output)
+    assert [a["state"] for a in every] == ["revoked", "revoked"]

@@ -177,9 +177,11 @@ def test_an_unreachable_postgres_is_reported_with_its_reason_by_every_probe(unus
     report = run_checks(catalog, clients, probe_timeout_s=4)
     clients.close()
     summaries = {r.summary for r in report.results}
-    assert len(summaries) == 1, summaries
-    (summary,) = summaries
-    assert summary.startswith("Could not tell: OperationalError:") and "hunter22" not in summary
+    # Said once for the run, naming where and why; each item points to it.
+    assert summaries == {"Could not tell: PostgreSQL could not be reached (see 'Could not reach')."}
+    (down,) = report.unreachable
+    assert down.line == f"PostgreSQL at 127.0.0.1:{unused_port}: connection refused"
+    assert down.items == ("p.0", "p.1", "p.2", "p.3") and "hunter22" not in str(report.to_dict())
 
 
 # --- Closing every client ----------------------------------------------------------------------------
@@ -282,9 +284,10 @@ def test_no_more_probes_start_against_a_backend_earlier_runs_still_hang_on(tmp_p
         clients.close()
         assert time.monotonic() - started < 1.5
         leftovers.append(clients_mod.leftover_probes(key))
-        refused.append([r for r in report.results if "a previous probe of kubernetes" in r.summary])
+        said = [u for u in report.unreachable if "a previous probe of kubernetes" in u.why]
+        refused.append([r for r in report.results if said and r.item.id in said[0].items])
         assert all(r.status in (Status.UNKNOWN, Status.MANUAL) for r in report.results)
     assert leftovers[0] >= cap, leftovers  # every probe of the first run still hangs
     assert len(refused[1]) == len(refused[2]) == len(items), leftovers
-    assert "not starting another" in refused[1][0].summary
+    assert "could not be reached" in refused[1][0].summary
     assert leftovers[2] <= leftovers[0], leftovers  # refused probes start no request: no growth

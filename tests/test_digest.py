@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.render.digest import render_digest as render_text
 from checks.config import validate
 from checks.model import Evidence, Item, Kind, Severity, Status
 from checks.registry import Catalog
@@ -13,6 +14,7 @@ from runbooks.digest import (
     digest_retry_at,
     due_reminders,
     latest_slot,
+    record_hand_post,
     send_due_digests,
 )
 from runbooks.readiness import Readiness
@@ -50,12 +52,19 @@ def world(tmp_path):
     return readiness, verdicts, clock
 
 
+def _post(readiness, digest, ts="1.1"):
+    """Post a digest as `lsready digest --post` does: it becomes the baseline of the next one."""
+    record_hand_post(readiness, digest, "C1", ts, "cli:test")
+
+
 def test_digest_diff_over_two_stored_runs(world):
-    readiness, verdicts, _ = world
+    readiness, verdicts, clock = world
     first = build_digest(readiness, "prod")
     assert first.previous_at is None
     assert [c.item_id for c in first.failing_required] == ["a.queue"]
     assert [c.item_id for c in first.manual_waiting] == ["a.drill"]
+    _post(readiness, first)
+    clock.now += timedelta(minutes=5)
     verdicts.update(
         {"a.queue": Status.PASS, "a.disk": Status.FAIL, "a.lag": Status.WARN, "a.net": Status.UNKNOWN}
     )
@@ -67,14 +76,96 @@ def test_digest_diff_over_two_stored_runs(world):
     assert [c.item_id for c in second.regressions] == ["a.lag"]
     assert [c.item_id for c in second.new_unknowns] == ["a.net"]
     assert [a.by for a in second.expiring] == ["U7"]
+    assert [a.item_id for a in second.acks_added] == ["a.drill"]
     assert second.failing_required == []
 
 
 def test_unchanged_runs_have_no_changes(world):
-    readiness, _, _ = world
-    build_digest(readiness, "prod")
+    readiness, _, clock = world
+    _post(readiness, build_digest(readiness, "prod"))
+    clock.now += timedelta(minutes=5)
     again = build_digest(readiness, "prod")
     assert not again.changed
+    assert "nothing changed" in render_text(again, "text")
+
+
+def test_after_an_ack_and_a_check_the_digest_lists_the_attestation(world):
+    """It once compared with the latest check, made after the ack, and said "nothing changed"."""
+    readiness, _, clock = world
+    _post(readiness, build_digest(readiness, "prod"))
+    clock.now += timedelta(hours=1)
+    readiness.acknowledge("prod", "a.drill", "alice", note="restore drill, 40 min", expires="90d")
+    readiness.check("prod")  # a full check after the ack: not a digest, not the baseline
+    clock.now += timedelta(hours=1)
+    digest = build_digest(readiness, "prod")
+    assert digest.changed and [a.item_id for a in digest.acks_added] == ["a.drill"]
+    assert [c.item_id for c in digest.fixed] == ["a.drill"]
+    text = render_text(digest, "text")
+    assert "nothing changed" not in text
+    assert "Attested:\n  - a.drill by alice, until " in text and "restore drill, 40 min" in text
+
+
+def test_previews_never_move_the_baseline(world):
+    readiness, verdicts, clock = world
+    posted = build_digest(readiness, "prod")
+    _post(readiness, posted)
+    verdicts["a.disk"] = Status.FAIL
+    for _ in range(3):  # previews, from the CLI or Slack
+        clock.now += timedelta(minutes=10)
+        preview = build_digest(readiness, "prod")
+        assert preview.previous_at == posted.report.started_at
+        assert [c.item_id for c in preview.new_failures] == ["a.disk"]
+
+
+def test_attestations_expired_and_revoked_since_the_last_digest_are_listed(world):
+    readiness, _, clock = world
+    readiness.acknowledge("prod", "a.drill", "bob", expires="2d")
+    _post(readiness, build_digest(readiness, "prod"))
+    clock.now += timedelta(days=3)
+    expired = build_digest(readiness, "prod")
+    assert [a.by for a in expired.acks_expired] == ["bob"] and expired.changed
+    assert "Attestations expired:\n  - a.drill by bob, expired " in render_text(expired, "text")
+    readiness.acknowledge("prod", "a.drill", "carol", expires="30d")
+    _post(readiness, build_digest(readiness, "prod"), ts="2.2")
+    clock.now += timedelta(hours=1)
+    readiness.revoke("prod", "a.drill", "dave")
+    revoked = build_digest(readiness, "prod")
+    assert [(a.by, a.revoked_by) for a in revoked.acks_revoked] == [("carol", "dave")]
+    assert "(revoked by dave)" in render_text(revoked, "text")
+
+
+def test_failing_required_items_are_counted_as_status_and_app_home_count_them(world, tmp_path):
+    """The digest once left out the failing sign-off items that status and App Home count."""
+    from dataclasses import replace
+
+    readiness, _, clock = world
+    signoff = replace(_item("signoff.all", Kind.DERIVED, required=True), derived_from=())
+    catalog = Catalog((*readiness.catalog.items, signoff), readiness.catalog.probes)
+    with_signoff = Readiness(readiness.config, catalog, open_db(tmp_path / "signoff.sqlite"), clock)
+    digest = build_digest(with_signoff, "prod")
+    counted = list(digest.report.score.required_failing)
+    assert counted == ["a.queue", "signoff.all"]
+    assert [c.item_id for c in digest.failing_required] == counted
+    home = with_signoff.history.latest("prod").score["required_failing"]  # what App Home reads
+    assert home == counted
+    assert f"Required items failing ({len(counted)})" in render_text(digest, "text")
+
+
+def test_nothing_changed_is_never_said_beside_a_change_in_slack(world):
+    from bot.render.slack_digest import render_digest as render_slack
+    from checks.secrets import Redactor
+
+    readiness, _, clock = world
+    _post(readiness, build_digest(readiness, "prod"))
+    clock.now += timedelta(minutes=5)
+    digest = build_digest(readiness, "prod")
+    text = str(render_slack(digest, Redactor()).blocks)
+    assert "nothing changed" in text and "a.queue" in text  # failing, but not a change
+    assert "→" not in text, "a failing item unchanged since the last digest is not shown as new"
+    posted = str(render_slack(digest, Redactor()).blocks)
+    preview = str(render_slack(digest, Redactor(), preview=True).blocks)
+    assert "Reply in this thread" in posted and "Reply in this thread" not in preview
+    assert "preview only you can see" in preview
 
 
 def test_latest_slot_respects_time_zone():

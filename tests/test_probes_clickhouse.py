@@ -33,6 +33,34 @@ from runbooks.demo.schema import build_clickhouse
 ROOT = Path(__file__).resolve().parent.parent
 GRANTS_SQL = ROOT / "deploy" / "grants" / "clickhouse.sql"
 CATALOG = load_catalog()
+SIGNALS = CATALOG.signals  # the triage-only thresholds: the delay and merges readings are the triage's
+
+
+def _delay(ch: Any, max_rows: int | None = None) -> dict[str, Any]:
+    """The triage's ingestion-delay reading, with the catalog's window and row limit."""
+    limits = SIGNALS["triage.delay"]
+    return chp.ingestion_delay(
+        ch, limits["delay_window_minutes"], max_rows=max_rows or limits["delay_max_rows"]
+    )
+
+
+def _delay_probe(clients: Any, max_rows: int | None = None) -> Evidence:
+    """The reading graded as the checklist and the triage grade it (warn from ops.alerts)."""
+    d = _delay(clients.clickhouse, max_rows)
+    warn = CATALOG.get("ops.alerts").thresholds["ingestion_delay_p95_s"]
+    status, text = chp.grade_ingestion_delay(d, warn, SIGNALS["triage.delay"]["delay_fail_s"])
+    return Evidence(status, text, d)
+
+
+def _part_pressure(clients: Any, stuck: float | None = None) -> Evidence:
+    """Part pressure graded with the catalog's thresholds, as the triage's merges step does."""
+    minutes = SIGNALS["triage.merges"]["stuck_mutation_minutes"] if stuck is None else stuck
+    pp = chp.part_pressure(clients.clickhouse, stuck_after_minutes=minutes)
+    warn = CATALOG.get("clickhouse.concurrency").thresholds["parts_warn_ratio"]
+    status, text = chp.grade_part_pressure(pp, warn, minutes)
+    return Evidence(status, text, pp.to_dict())
+
+
 PARAMS = {i.probe: dict(i.thresholds) for i in CATALOG.items if i.probe}
 # Only these may escape a probe on a LangSmith-shaped schema: an absent table or a missing grant.
 EXPECTED_ERRORS = (chp.TableAbsent, chp.MissingPrivilege)
@@ -178,7 +206,7 @@ def test_part_pressure_passes_then_warns_then_fails_as_merges_stop_and_parts_pil
     )
     admin.command(f"INSERT INTO `{db}`.runs_tags VALUES (0, 'a')")
     clients = _clients(url)
-    calm = chp.part_pressure_probe(clients, {})
+    calm = _part_pressure(clients)
     assert calm.status is Status.PASS
     tags = next(t for t in calm.observed["tables"] if t["table"] == "runs_tags")
     assert (tags["delay_at"], tags["throw_at"]) == (10, 20)
@@ -186,11 +214,11 @@ def test_part_pressure_passes_then_warns_then_fails_as_merges_stop_and_parts_pil
     admin.command(f"SYSTEM STOP MERGES `{db}`.runs_tags")
     for n in range(1, 5):
         admin.command(f"INSERT INTO `{db}`.runs_tags VALUES ({n}, 'a')")
-    busy = chp.part_pressure_probe(clients, {})
+    busy = _part_pressure(clients)
     assert busy.status is Status.WARN and "runs_tags" in busy.summary and "5 active parts" in busy.summary
     for n in range(5, 10):
         admin.command(f"INSERT INTO `{db}`.runs_tags VALUES ({n}, 'a')")
-    jammed = chp.part_pressure_probe(clients, {})
+    jammed = _part_pressure(clients)
     assert jammed.status is Status.FAIL and "inserts are being delayed" in jammed.summary
     assert jammed.observed["worst"]["parts"] == 10
     # A leading indicator of saturation: the concurrency item says it too.
@@ -208,8 +236,8 @@ def test_unfinished_mutation_older_than_the_limit_is_reported_stuck(langsmith):
     # The embedded engine defaults to mutations_sync = 1, which would wait for the stopped merges.
     admin.command(f"ALTER TABLE `{db}`.runs_tags UPDATE tag = 'b' WHERE 1", settings={"mutations_sync": 0})
     clients = _clients(url)
-    assert chp.part_pressure_probe(clients, {}).observed["stuck_mutations"] == []  # younger than 30 min
-    stuck = chp.part_pressure_probe(clients, {"stuck_mutation_minutes": 0})
+    assert _part_pressure(clients).observed["stuck_mutations"] == []  # younger than 30 min
+    stuck = _part_pressure(clients, stuck=0)
     assert stuck.status is Status.WARN and "1 mutation(s) are unfinished" in stuck.summary
     assert "UPDATE tag" in stuck.observed["stuck_mutations"][0]["command"]
 
@@ -338,7 +366,7 @@ def test_a_runs_table_without_parts_is_never_scanned(clickhouse):
     )
     clients = _clients(url)
     with pytest.raises(LsreadyError, match=rf"{db}\.runs is a Memory table, not a MergeTree one"):
-        chp.ingestion_delay(clients.clickhouse)
+        _delay(clients.clickhouse)
     with pytest.raises(LsreadyError, match="will not scan it unbounded"):
         _run("clickhouse.tenant_volume", clients)
 
@@ -346,20 +374,20 @@ def test_a_runs_table_without_parts_is_never_scanned(clickhouse):
 def test_ingestion_delay_measures_trace_first_received_to_inserted(langsmith):
     url, admin, db = langsmith
     clients = _clients(url)
-    d = chp.ingestion_delay(clients.clickhouse, window_minutes=15)
+    d = _delay(clients.clickhouse)
     # build_clickhouse inserts each run 200-999 ms after it was received.
     assert d["source"] == "inserted_at - trace_first_received_at" and d["complete"]
     assert d["rows"] > 0 and 0.2 <= d["p50_s"] <= d["p95_s"] < 1.0
-    assert chp.ingestion_delay_probe(clients, {}).status is Status.PASS
+    assert _delay_probe(clients).status is Status.PASS
     _insert_runs(admin, db, tenant=4, rows=20_000, age_s=30, delay_s=120)  # a backlog: 2 min late
-    late = chp.ingestion_delay_probe(clients, {})
+    late = _delay_probe(clients)
     assert late.status is Status.WARN and late.observed["p95_s"] == pytest.approx(120, abs=1)
 
 
 def test_ingestion_delay_prefers_received_at_when_runs_has_it(langsmith):
     url, admin, db = langsmith
     admin.command(f"ALTER TABLE `{db}`.runs ADD COLUMN received_at Nullable(DateTime64(6, 'UTC'))")
-    d = chp.ingestion_delay(_clients(url).clickhouse)
+    d = _delay(_clients(url).clickhouse)
     assert d["source"] == "inserted_at - received_at" and d["rows"] == 0  # no row has it yet
     assert d["complete"]  # every part written in the window was read: none has it, provably
 
@@ -376,10 +404,10 @@ def test_ingestion_delay_under_a_small_row_limit_is_right_or_says_it_is_a_sample
     url, admin, db = clickhouse
     _partition_with_history(admin, db)
     clients = _clients(url)
-    full = chp.ingestion_delay(clients.clickhouse, max_rows=1_000_000)
+    full = _delay(clients.clickhouse, max_rows=1_000_000)
     assert (full["rows"], full["p95_s"], full["complete"]) == (2000, 60.0, True)
     # A 50k-row limit: the old 'break' read spent it on the 300k older rows and saw nothing.
-    capped = chp.ingestion_delay(clients.clickhouse, max_rows=50_000)
+    capped = _delay(clients.clickhouse, max_rows=50_000)
     assert (capped["rows"], capped["p95_s"]) == (2000, 60.0)
     assert capped["sampled"] and capped["parts"] == {
         "parts_read": 1,
@@ -389,13 +417,13 @@ def test_ingestion_delay_under_a_small_row_limit_is_right_or_says_it_is_a_sample
         "max_rows": 50_000,
         "complete": False,
     }
-    ev = chp.ingestion_delay_probe(clients, {"max_rows": 50_000})
+    ev = _delay_probe(clients, max_rows=50_000)
     assert ev.status is Status.WARN and "p95 60 s" in ev.summary
     assert "a sample of the freshest inserts: the 1 smallest of 2 parts" in ev.summary
     assert "No runs" not in ev.summary and "not reaching" not in ev.summary
     # A limit below every part: nothing is read, and that is an error, not "no runs".
     with pytest.raises(chp.ReadLimitHit, match="larger than the read limit of 1000 rows"):
-        chp.ingestion_delay(clients.clickhouse, max_rows=1000)
+        _delay(clients.clickhouse, max_rows=1000)
 
 
 def test_no_runs_in_a_complete_read_warns_and_in_a_partial_read_is_unknown(clickhouse):
@@ -404,17 +432,17 @@ def test_no_runs_in_a_complete_read_warns_and_in_a_partial_read_is_unknown(click
     admin.command(f"SYSTEM STOP MERGES `{db}`.runs")
     clients = _clients(url)
     _insert_runs(admin, db, tenant=2, rows=50, age_s=3000, delay_s=1)  # written now, inserted_at old
-    none = chp.ingestion_delay_probe(clients, {"max_rows": 1000})
+    none = _delay_probe(clients, max_rows=1000)
     assert none.status is Status.WARN and none.observed["complete"] and none.observed["rows"] == 0
     assert (
         "No runs were inserted" in none.summary and "every part written in that time was read" in none.summary
     )
     _insert_runs(admin, db, tenant=1, rows=300, age_s=30, delay_s=5)  # fresh runs, in a bigger part
-    partial = chp.ingestion_delay_probe(clients, {"max_rows": 100})  # reads only the 50-row part
+    partial = _delay_probe(clients, max_rows=100)  # reads only the 50-row part
     assert partial.status is Status.UNKNOWN and partial.observed["rows"] == 0
     assert "this does not mean no runs arrived" in partial.summary
     assert "No runs were inserted" not in partial.summary and "not reaching" not in partial.summary
-    whole = chp.ingestion_delay_probe(clients, {"max_rows": 1000})
+    whole = _delay_probe(clients, max_rows=1000)
     assert whole.status is Status.PASS and whole.observed["rows"] == 300 and whole.observed["p95_s"] == 5
 
 
@@ -433,7 +461,7 @@ def test_a_server_that_does_not_prune_parts_is_a_read_limit_not_an_empty_answer(
 
     monkeypatch.setattr(type(clients.clickhouse), "query", query)
     with pytest.raises(chp.ReadLimitHit, match="would pass the read limit of 5000000 rows"):
-        chp.ingestion_delay_probe(clients, {})
+        _delay_probe(clients)
 
 
 # --- Every probe, and no writes ------------------------------------------------------------------
@@ -459,8 +487,8 @@ def test_every_probe_query_runs_on_the_real_engine_with_a_langsmith_schema(langs
     for name, result in results.items():
         assert isinstance(result, EXPECTED_ERRORS if name in unknowable else Evidence), (name, result)
         assert str(getattr(result, "summary", result)).strip(), name
-    assert chp.part_pressure(clients.clickhouse).tables
-    assert chp.ingestion_delay(clients.clickhouse)["rows"] > 0
+    assert chp.part_pressure(clients.clickhouse, stuck_after_minutes=30).tables
+    assert _delay(clients.clickhouse)["rows"] > 0
     # Every probe a catalog item names exists, and every item bound here is a ClickHouse probe.
     assert {i.probe for i in CATALOG.items if i.probe and i.probe.startswith("clickhouse.")} <= set(
         chp.PROBES
@@ -485,7 +513,7 @@ def test_clickhouse_probes_write_nothing(langsmith):
     url, admin, db = langsmith
     before = _snapshot(admin, db)
     _every_probe(_clients(url))
-    chp.ingestion_delay(_clients(url).clickhouse)
+    _delay(_clients(url).clickhouse)
     assert _snapshot(admin, db) == before
 
 

@@ -64,7 +64,10 @@ def exporter_config(clickhouse: Any, redis_client: Any, redis_url: str) -> Any:
     return make_config(
         {"prod": {"redis": {"url": redis_url}, "clickhouse": {"url": url}}},
         exporter={"interval": 1},
-        thresholds={"ops.alerts": {"for_minutes": 0.05}, "redis.monitored": {"queue_fail": 10}},
+        thresholds={
+            "ops.alerts": {"for_minutes": 0.05},
+            "redis.monitored": {"queue_warn": 5, "queue_fail": 10},
+        },
         timeouts={"probe_s": 3, "run_s": 8},
     )
 

@@ -19,8 +19,8 @@ from checks.errors import LsreadyError
 from checks.model import Status
 from checks.probes.clickhouse import DiskUse
 from checks.registry import load_catalog
-from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS, THRESHOLDS
-from runbooks.engine import RunbookError, diagnose, validate, walk
+from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS
+from runbooks.engine import RunbookError, diagnose, signals, validate, walk
 from runbooks.measure import MEASURES
 from runbooks.model import END, FromCatalog, Go, Runbook, StepResult
 from runbooks.triage import resolve_thresholds
@@ -93,6 +93,43 @@ def test_rehearsal(runbook: str, case: dict[str, Any]) -> None:
     assert (diagnosis.kind.value, diagnosis.rule) == (case["diagnosis"], case["rule"])
     for text in case.get("reasons_mention", []):
         assert any(text in r for r in diagnosis.reasons), (text, diagnosis.reasons)
+    if "reasons_are" in case:
+        by_title = {book.step(s).title: s for s in case["reasons_are"]}
+        listed = [
+            sid for title, sid in by_title.items() if any(f"] {title}:" in r for r in diagnosis.reasons)
+        ]
+        assert sorted(listed) == sorted(case["reasons_are"]) and len(diagnosis.reasons) == len(listed), (
+            diagnosis.reasons
+        )
+
+
+# Actions that ask to scale or change a layer, by the signal that speaks for that layer.
+_CHANGES = {"clickhouse": ("Scale ClickHouse", "more CPU and IOPS"), "queues": ("Scale the ingest workers",)}
+
+
+@pytest.mark.parametrize(("runbook", "case"), CASES, ids=[f"{rb}: {c['name']}" for rb, c in CASES])
+def test_a_diagnosis_never_contradicts_its_evidence(runbook: str, case: dict[str, Any]) -> None:
+    """'Why' lists only supporting readings; no action changes a layer whose measured signals all
+    passed, unless it names the unmeasured reading that would implicate it."""
+    book = RUNBOOKS[runbook]
+    path = walk(book, _results(book, case["results"]))
+    diagnosis = diagnose(book, path)
+    rule = next((r for r in (*RULES, FALLBACK) if r.id == diagnosis.rule), FALLBACK)
+    read = signals(book, path)
+    for step in path:
+        listed = any(f"] {step.title}:" in r for r in diagnosis.reasons)
+        accepted = rule.when.get(book.step(step.step_id).signal or "")
+        if listed and rule.when:
+            assert accepted is not None and (
+                step.status in accepted or (step.status is Status.WARN and Status.FAIL in accepted)
+            ), (step.step_id, step.status, diagnosis.reasons)
+        if diagnosis.kind.value not in ("healthy", "inconclusive") and step.status is Status.PASS and listed:
+            assert accepted is not None and Status.PASS in accepted, diagnosis.reasons
+    for signal, phrases in _CHANGES.items():
+        if read.get(signal) is Status.PASS:
+            for action in diagnosis.actions:
+                if any(p in action for p in phrases):
+                    assert "Only if" in action and "not measure" in " ".join(diagnosis.actions), action
 
 
 def test_every_transition_of_every_runbook_is_rehearsed() -> None:
@@ -128,7 +165,16 @@ def test_config_threshold_overrides_reach_the_runbooks() -> None:
     )
     resolved = resolve_thresholds(RUNBOOKS["trace-visibility"], catalog)
     assert (resolved["queue_warn"], resolved["delay_warn_s"]) == (5, 9)
-    assert resolved["oldest_fail_s"] == THRESHOLDS["oldest_fail_s"]
+    assert resolved["oldest_fail_s"] == catalog.signals["triage.queues"]["oldest_fail_s"] == 600
+    # A triage-only signal is overridden the same way, by its id in the catalog's signals.
+    signal = load_catalog(thresholds={"triage.queues": {"oldest_fail_s": 900}})
+    assert resolve_thresholds(RUNBOOKS["queue-depth"], signal)["oldest_fail_s"] == 900
+
+
+def test_runbooks_keep_no_number_of_their_own() -> None:
+    """Every runbook threshold is a reference into the catalog file, never a value in code."""
+    for book in RUNBOOKS.values():
+        assert all(isinstance(v, FromCatalog) for v in book.thresholds.values())
 
 
 def test_a_backwards_transition_is_refused() -> None:

@@ -54,6 +54,14 @@ def test_scenario_reaches_its_diagnosis(name: str, stage: Stage, clickhouse: Any
         "ingestion-delay",
     ]
     assert result.steps[0].status is Status.PASS  # both backends answered the snapshot
+    d = result.diagnosis
+    if d.kind is DiagnosisKind.CLICKHOUSE_SATURATION:  # "Why" once listed a [pass] ClickHouse line here
+        assert not any(r.startswith("[pass]") for r in d.reasons), d.reasons
+    if d.kind is DiagnosisKind.INSERT_PATH_DELAY:  # every ClickHouse step passed: never "Scale ClickHouse"
+        assert {s.status for s in result.steps if s.step_id in ("clickhouse-load", "merges")} == {Status.PASS}
+        assert "saturation" not in d.headline.lower()
+        assert not any("Scale ClickHouse" in a for a in d.actions), d.actions
+        assert any("Only if" in a and "insert durations" in a for a in d.actions), d.actions
 
 
 def test_backlog_with_idle_clickhouse_is_backpressure_with_arrivals_and_no_drain(
@@ -329,3 +337,52 @@ def test_queue_flow_counts_arrivals_after_the_marker_and_bounds_a_turned_over_qu
     assert queue_flow(10, 2000, None, True, 1000) == (None, None, False)
     # Nothing waited at the first sample: whatever waits now arrived since.
     assert queue_flow(0, 3, None, False, 1000) == (3, None, False)
+
+
+def test_triage_on_a_terminal_shows_each_step_on_stderr_as_it_finishes(tmp_path: Any, redis_url: str) -> None:
+    """It printed nothing for seconds, even on a terminal; stdout still gets the whole result."""
+    import os
+    import pty
+    import select
+
+    config = tmp_path / "lsready.yaml"
+    config.write_text(f"targets: {{t: {{redis: {{url: '{redis_url}'}}}}}}\n")
+    master, slave = pty.openpty()
+    args = [sys.executable, "-m", "bot.cli", "--config", str(config), "triage", "--sample-interval", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    seen, first_step_at = b"", None
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if first_step_at is None and b"1. Evidence snapshot" in seen:
+                first_step_at = time.monotonic()
+        elif proc.poll() is not None:
+            break
+    stdout = proc.communicate(timeout=60)[0].decode()
+    ended = time.monotonic()
+    os.close(master)
+    assert first_step_at is not None, seen
+    assert ended - first_step_at > 1.0, "the first step was shown only at the end"
+    assert b"3. Queue depth and worker drain rate" in seen
+    assert "Steps taken:" in stdout and "INCONCLUSIVE" in stdout  # ClickHouse is not configured
+
+
+def test_triage_of_unreachable_backends_names_each_once_with_host_and_port(unused_port: int) -> None:
+    url = f"127.0.0.1:{unused_port}"
+    config = make_config(
+        {"t": {"redis": {"url": f"redis://{url}/0"}, "clickhouse": {"url": f"http://{url}/default"}}}
+    )
+    result = triage(config, sample_interval_s=0)
+    assert result.diagnosis.kind is DiagnosisKind.INCONCLUSIVE
+    said = " ".join(result.diagnosis.unmeasured)
+    assert said.count(f"ClickHouse at {url}: connection refused") == 1, said
+    assert said.count(f"Redis at {url}: connection refused") == 1, said
+    assert "HTTPConnectionPool" not in said and "Errno" not in said

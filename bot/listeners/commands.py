@@ -183,7 +183,8 @@ def preview_digest(services: Services, caller: Caller, name: str, respond: Respo
     digest = build_digest(services.readiness, name)
     key = services.snapshots.put("digest", name, digest.to_dict())
     respond(
-        response_type="ephemeral", **render_digest(digest, services.redactor, snapshot=key).respond_args()
+        response_type="ephemeral",
+        **render_digest(digest, services.redactor, snapshot=key, preview=True).respond_args(),
     )
     audit(services, caller, "digest", name, "preview")
 

@@ -38,6 +38,11 @@ def render_report(report: Report, fmt: str) -> str:
     return render(template, report=report, sections=sections(report), icons=ICONS, emoji=EMOJI, Status=Status)
 
 
+def render_check_brief(report: Report) -> str:
+    """The check in a few lines: score, buckets, required items failing or unverified, unreachables."""
+    return render("report_brief.txt.j2", report=report)
+
+
 def junit(report: Report) -> str:
     """One testsuite per section, one testcase per item; fail is a failure, unknown an error."""
     root = ET.Element("testsuites", name=f"lsready {report.target}")

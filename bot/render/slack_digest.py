@@ -29,7 +29,10 @@ def _section(lines: list[str]) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
 
 
-def render_digest(digest: Digest, redactor: Redactor, *, snapshot: str | None = None) -> Message:
+def render_digest(
+    digest: Digest, redactor: Redactor, *, snapshot: str | None = None, preview: bool = False
+) -> Message:
+    """The digest message; a `preview` (ephemeral, to one person) has no thread to reply in."""
     t, r = _t(), macros("slack_report.j2")
     score = digest.report.score
     blocks: list[Block] = [
@@ -46,16 +49,24 @@ def render_digest(digest: Digest, redactor: Redactor, *, snapshot: str | None = 
             blocks.append(
                 _section([line(t.label, label, len(changes)), *(line(t.change, c) for c in changes)])
             )
+    for label, acks, macro in (
+        ("Attested", digest.acks_added, t.attested),
+        ("Attestations expired", digest.acks_expired, t.expired),
+        ("Attestations revoked", digest.acks_revoked, t.revoked),
+    ):
+        if acks:
+            blocks.append(_section([line(t.label, label, len(acks)), *(line(macro, a) for a in acks)]))
     if digest.failing_required:
         lines = [line(t.label, "Required items failing", len(digest.failing_required))]
-        blocks.append(_section(lines + [line(t.change, c) for c in digest.failing_required]))
+        blocks.append(_section(lines + [line(t.failing, c) for c in digest.failing_required]))
     if digest.manual_waiting:
         lines = [line(t.label, "Waiting for a person to acknowledge", len(digest.manual_waiting))]
         blocks.append(_section(lines + [line(t.waiting, c) for c in digest.manual_waiting]))
     if digest.expiring:
         lines = [line(t.label, "Acknowledgements expiring soon", len(digest.expiring))]
         blocks.append(_section(lines + [line(t.expiring, a) for a in digest.expiring]))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer))]))
+    footer = t.preview_footer if preview else t.footer
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(footer))]))
     buttons = []
     rerun = button_value(t=digest.target)
     if rerun is not None:

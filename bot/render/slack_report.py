@@ -97,6 +97,7 @@ def render_status(
 def _score_block(report: Report) -> SectionBlock:
     t = _t()
     lines = [line(t.score, report.score), line(t.buckets, report.score.buckets)]
+    lines += [line(t.unreachable, u) for u in report.unreachable]
     if report.score.required_failing:
         lines.append(line(t.required_failing, report.score.required_failing))
     if report.score.required_unknown:

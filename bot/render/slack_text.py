@@ -15,6 +15,7 @@ STATUS_EMOJI = {status.value: emoji for status, emoji in EMOJI.items()}
 DIAGNOSIS_EMOJI = {
     "clickhouse_saturation": ":fire:",
     "ingestion_backpressure": ":rotating_light:",
+    "insert_path_delay": ":hourglass:",
     "healthy": ":white_check_mark:",
     "inconclusive": ":grey_question:",
 }

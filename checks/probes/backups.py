@@ -17,6 +17,8 @@ from checks.model import Evidence, Status
 from checks.probes.clickhouse import _rows
 from checks.probes.common import human_duration
 from checks.probes.postgres import archiving
+from checks.reach import unreachable
+from checks.reach import why as cause
 
 
 def clickhouse_backups(clients: Clients) -> tuple[str, dict[str, Any]]:
@@ -106,8 +108,13 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             why = no_answer(limit, future)  # says what it still waits for, when a client knows
             text, facts = f"{store}: {why[0].lower()}{why[1:].rstrip('.')}", {"error": "timeout"}
         elif future.exception() is not None:
-            why = reason(future.exception())  # type: ignore[arg-type]
-            text, facts = f"{store}: could not read ({why})", {"error": why}
+            exc = future.exception()
+            if unreachable(exc) is not None:  # type: ignore[arg-type]
+                why = cause(exc)  # type: ignore[arg-type]
+                text, facts = f"{store}: could not be reached ({why})", {"error": why}
+            else:
+                why = reason(exc)  # type: ignore[arg-type]
+                text, facts = f"{store}: could not read ({why})", {"error": why}
         else:
             text, facts = future.result()  # type: ignore[misc]
         lines.append(text)

@@ -5,7 +5,7 @@ per-server system tables are read on every replica through `clusterAllReplicas`,
 that do not answer (and saying so). A table that is absent (system logs are opt-in) or not readable
 raises an error naming it, which the runner reports as `unknown`. deploy/grants/clickhouse.sql
 grants exactly what these queries read. `part_pressure` and `ingestion_delay` are reused by the
-triage runbooks.
+triage runbooks. Every number a verdict compares against comes in `params`, from checks/catalog.yaml.
 """
 
 from __future__ import annotations
@@ -47,16 +47,6 @@ IO_EVENTS = (
 )
 # lsready's own queries (and the secondary queries they start), excluded from query_log statistics.
 NOT_LSREADY = "NOT startsWith(query, '-- lsready:') AND NOT startsWith(log_comment, 'lsready:')"
-
-# Defaults of the probes no catalog item binds; callers (runbooks) may pass overrides.
-PART_PRESSURE_DEFAULTS: dict[str, Any] = {"warn_ratio": 0.5, "stuck_mutation_minutes": 30}
-INGESTION_DELAY_DEFAULTS: dict[str, Any] = {
-    "window_minutes": 15,
-    "ingestion_delay_p95_s": 60,
-    "ingestion_delay_p95_fail_s": 300,
-    "max_rows": 5_000_000,
-}
-
 
 # --- Errors and query plumbing -------------------------------------------------------------------
 
@@ -862,7 +852,7 @@ def disk_usage(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     threshold = {"warn_ratio": warn_r, "fail_ratio": fail_r, "system_logs_warn_share": logs_share_limit}
     status = grade_high(top.used_ratio, warn_r, fail_r)
     summary = (
-        f"ClickHouse disk '{top.disk}' on {top.host} is {top.used_ratio * 100:.1f}% full "
+        f"ClickHouse disk '{top.disk}' on {top.host} is {pct(top.used_ratio, warn_r, fail_r)} full "
         f"({human_bytes(top.used_bytes)} of {human_bytes(top.total_bytes)}; "
         f"warn {pct(warn_r)}, fail {pct(fail_r)})"
     )
@@ -871,7 +861,7 @@ def disk_usage(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         status = worst(status, Status.WARN)
         biggest = max(logs[heavy[0]].items(), key=lambda kv: kv[1])[0]
         summary += (
-            f", and system log tables take {pct(heavy[1])} of the used space on {heavy[0]} "
+            f", and system log tables take {pct(heavy[1], logs_share_limit)} of the used space on {heavy[0]} "
             f"(largest system.{biggest}; limit {pct(logs_share_limit)}): set a TTL on them"
         )
     note = _silent_note(answered, expected)
@@ -954,12 +944,11 @@ def table_part_limits(engine_full: str, delay_default: int, throw_default: int) 
 def part_pressure(
     ch: ClickHouseSession,
     *,
-    stuck_after_minutes: float = 30,
+    stuck_after_minutes: float | None,
     probe: str = "part_pressure",
-    mutations: bool = True,
 ) -> PartPressure:
-    """Busiest partition per LangSmith table vs its insert limits, merges running, and (unless
-    `mutations` is False) stuck mutations."""
+    """Busiest partition per LangSmith table vs its insert limits, merges running, and (when
+    `stuck_after_minutes` is given) mutations unfinished after that long."""
     defaults = {
         str(r["name"]): int(r["value"])
         for r in _rows(
@@ -1039,7 +1028,7 @@ def part_pressure(
                 reads="system.mutations",
                 purpose="find stuck mutations",
             )
-            if mutations
+            if stuck_after_minutes is not None
             else []
         )
     )
@@ -1053,7 +1042,9 @@ def part_pressure(
     )
 
 
-def grade_part_pressure(pp: PartPressure, warn_ratio: float, stuck_minutes: float) -> tuple[Status, str]:
+def grade_part_pressure(
+    pp: PartPressure, warn_ratio: float, stuck_minutes: float | None = None
+) -> tuple[Status, str]:
     """A status and one sentence: at parts_to_delay_insert inserts slow down, at throw they fail."""
     top = pp.worst
     if top is None:
@@ -1071,7 +1062,7 @@ def grade_part_pressure(pp: PartPressure, warn_ratio: float, stuck_minutes: floa
             status, text = Status.FAIL, text + ": inserts are being delayed"
         else:
             status = grade_high(top.ratio, warn_ratio, 1.0)
-    if pp.stuck_mutations:
+    if pp.stuck_mutations and stuck_minutes is not None:
         oldest = max(pp.stuck_mutations, key=lambda m: m.age_s)
         status = worst(status, Status.WARN)
         text += (
@@ -1079,14 +1070,6 @@ def grade_part_pressure(pp: PartPressure, warn_ratio: float, stuck_minutes: floa
             f"(oldest {oldest.mutation_id} on {oldest.table}, {oldest.age_s} s)"
         )
     return status, text
-
-
-def part_pressure_probe(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """Active parts per partition vs parts_to_delay_insert / parts_to_throw_insert; stuck mutations."""
-    p = {**PART_PRESSURE_DEFAULTS, **params}
-    pp = part_pressure(clients.clickhouse, stuck_after_minutes=float(p["stuck_mutation_minutes"]))
-    status, text = grade_part_pressure(pp, float(p["warn_ratio"]), float(p["stuck_mutation_minutes"]))
-    return Evidence(status, text + ".", pp.to_dict(), dict(p))
 
 
 # --- Concurrency, I/O and query latency: item 29 -------------------------------------------------
@@ -1178,9 +1161,8 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     host, busiest = max(running.items(), key=lambda kv: kv[1], default=("", 0))
     cap = _max_concurrent(ch)
     latency = _latency_or_none(ch, params)
-    stuck_minutes = PART_PRESSURE_DEFAULTS["stuck_mutation_minutes"]
-    # Stuck mutations are the part-pressure item's business, not this one's: not read here.
-    pp = part_pressure(ch, stuck_after_minutes=stuck_minutes, probe="concurrency", mutations=False)
+    # Stuck mutations are the triage's merges step's business, not this item's: not read here.
+    pp = part_pressure(ch, stuck_after_minutes=None, probe="concurrency")
     observed = {
         "running_queries": running,
         "max_concurrent_queries": cap,
@@ -1205,7 +1187,7 @@ def concurrency(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             f"(warn {p95_warn:g} s, fail {p95_fail:g} s)"
         )
     # Parts piling up toward the insert limits lead saturation too; say so when they do.
-    pp_status, pp_text = grade_part_pressure(pp, float(PART_PRESSURE_DEFAULTS["warn_ratio"]), stuck_minutes)
+    pp_status, pp_text = grade_part_pressure(pp, float(params["parts_warn_ratio"]))
     if pp_status is not Status.PASS:
         status = worst(status, pp_status)
         summary += f"; {pp_text}"
@@ -1577,9 +1559,9 @@ def tenant_volume(clients: Clients, params: Mapping[str, Any]) -> Evidence:
 
 def ingestion_delay(
     ch: ClickHouseSession,
-    window_minutes: int = 15,
+    window_minutes: int,
     *,
-    max_rows: int = 5_000_000,
+    max_rows: int,
     slack_minutes: int = 360,
     probe: str = "ingestion_delay",
 ) -> dict[str, Any]:
@@ -1661,16 +1643,6 @@ def grade_ingestion_delay(
     return grade_high(d["p95_s"], warn_s, fail_s), text + "."
 
 
-def ingestion_delay_probe(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """P95 ingestion delay (received -> inserted) of recent runs against warn/fail seconds."""
-    p = {**INGESTION_DELAY_DEFAULTS, **params}
-    warn_s, fail_s = float(p["ingestion_delay_p95_s"]), float(p["ingestion_delay_p95_fail_s"])
-    d = ingestion_delay(clients.clickhouse, int(p["window_minutes"]), max_rows=int(p["max_rows"]))
-    status, text = grade_ingestion_delay(d, warn_s, fail_s)
-    threshold = {"ingestion_delay_p95_s": warn_s, "ingestion_delay_p95_fail_s": fail_s}
-    return Evidence(status, text, d, threshold)
-
-
 # --- Migrations: item 23 -------------------------------------------------------------------------
 
 
@@ -1726,9 +1698,7 @@ PROBES = {
     "clickhouse.node_size": node_size,
     "clickhouse.disk_usage": disk_usage,
     "clickhouse.concurrency": concurrency,
-    "clickhouse.part_pressure": part_pressure_probe,
     "clickhouse.system_tables": system_tables,
     "clickhouse.timeouts_not_masking": timeouts_not_masking,
     "clickhouse.tenant_volume": tenant_volume,
-    "clickhouse.ingestion_delay": ingestion_delay_probe,
 }

@@ -21,8 +21,24 @@ def grade_high(value: float, warn: float, fail: float) -> Status:
     return Status.PASS
 
 
-def pct(ratio: float) -> str:
-    return f"{ratio * 100:.0f}%"
+def pct(ratio: float, *limits: float) -> str:
+    """A ratio as a percentage with the precision that decides.
+
+    Alone (a limit, or a value graded against nothing), exact to two decimals: '70%', '87.5%'.
+    Given the limits it is graded against, with the decimals it takes for the shown value to compare
+    with each shown limit as the values do: '69.5%' under a 70% warn, never '70%'.
+    """
+    if not limits:
+        return f"{round(ratio * 100, 2):g}%"
+    for digits in range(7):
+        shown = round(ratio * 100, digits)
+        if all(
+            (shown >= round(limit * 100, 2)) == (ratio >= limit)
+            and (shown > round(limit * 100, 2)) == (ratio > limit)
+            for limit in limits
+        ):
+            return f"{ratio * 100:.{digits}f}%"
+    return f"{ratio * 100!r}%"
 
 
 def human_bytes(n: float) -> str:
@@ -107,16 +123,23 @@ def cluster_lookup(clients: Any, read: Callable[[Any], T]) -> T | None:
         return None
 
 
-def human_duration(seconds: float | None) -> str:
-    """'45 s', '12 min', '3.5 h', '2.0 d'; None reads as 'unknown'."""
+def human_duration(seconds: float | None, *limits: float) -> str:
+    """'45 s', '12 min', '3.5 h', '2.0 d'; None reads as 'unknown'.
+
+    Given the limits it is graded against, in seconds to the tenth when the rounded form would
+    compare with a limit otherwise than the value does: '59.6 s' under a 1 min warn, never '60 s'.
+    """
     if seconds is None:
         return "unknown"
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
+    for scale, unit, fmt in ((86400, "d", ".1f"), (3600, "h", ".1f"), (60, "min", ".0f"), (1, "s", ".0f")):
+        if seconds >= scale or unit == "s":
+            shown = float(format(seconds / scale, fmt)) * scale
+            if all(
+                (shown >= limit) == (seconds >= limit) and (shown > limit) == (seconds > limit)
+                for limit in limits
+            ):
+                return f"{seconds / scale:{fmt}} {unit}"
+            return f"{seconds:.1f} s" if seconds < 3600 else f"{seconds:.0f} s"
     return f"{seconds:.0f} s"
 
 

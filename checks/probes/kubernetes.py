@@ -538,7 +538,7 @@ def clickhouse_replicas(clients: Clients, params: Mapping[str, Any]) -> Evidence
     facts = clickhouse_facts(cluster)
     if facts is None:
         return external_clickhouse(cluster, Status.MANUAL)
-    minimum = params.get("min", 3)
+    minimum = int(params["min"])
     status = Status.PASS if facts["replicas"] >= minimum else Status.FAIL
     return Evidence(
         status,
@@ -550,12 +550,12 @@ def clickhouse_replicas(clients: Clients, params: Mapping[str, Any]) -> Evidence
 
 
 def clickhouse_node_size(clients: Clients, params: Mapping[str, Any]) -> Evidence:
-    """CPU and memory guaranteed to each bundled ClickHouse pod against 8 vCPU / 32 GiB (for node_size)."""
+    """CPU and memory guaranteed to each bundled ClickHouse pod against the minimum (for node_size)."""
     cluster = clients.cluster
     facts = clickhouse_facts(cluster)
     if facts is None:
         return external_clickhouse(cluster, Status.MANUAL)
-    min_cpus, min_gib = params.get("min_cpus", 8), params.get("min_memory_gib", 32)
+    min_cpus, min_gib = params["min_cpus"], params["min_memory_gib"]
     threshold = {"min_cpus": min_cpus, "min_memory_gib": min_gib}
     req = (facts["cpu_request"] or 0, facts["memory_request_gib"] or 0)
     lim = (facts["cpu_limit"] or 0, facts["memory_limit_gib"] or 0)
@@ -732,7 +732,7 @@ def hpa_scaled(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     hpas = _release_hpas(cluster)
     if not hpas:
         return _no_hpa(cluster)
-    days = params.get("scaled_within_days", 30)
+    days = params["scaled_within_days"]
     since = datetime.now(UTC) - timedelta(days=days)
     stale, at_max, observed = [], [], {}
     for hpa in hpas:
@@ -1146,8 +1146,6 @@ PROBES = {
     "kubernetes.clickhouse_disk_expansion": clickhouse_disk_expansion,
     # Not bound in the catalog: the ClickHouse items ask ClickHouse, and fall back to these views of
     # the bundled StatefulSet when it cannot be asked (checks/probes/incluster.py).
-    "kubernetes.clickhouse_replicas": clickhouse_replicas,
-    "kubernetes.clickhouse_node_size": clickhouse_node_size,
     "kubernetes.read_write_scaling": read_write_scaling,
     "kubernetes.hpa_configured": hpa_configured,
     "kubernetes.resources_set": resources_set,

@@ -452,7 +452,7 @@ def backup_verdict(
             "since the latest one; fix archive_command before relying on point-in-time recovery."
         )
     if arch.on and arch.archived_count and arch.last_archived_age_s is not None:
-        age = human_duration(arch.last_archived_age_s)
+        age = human_duration(arch.last_archived_age_s, max_age)
         if arch.last_archived_age_s > max_age:
             return Status.WARN, (
                 f"PostgreSQL WAL archiving ({arch.tool}) last succeeded {age} ago, longer than "
@@ -493,8 +493,9 @@ def max_connections(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     observed = {**row, "usable": usable, "used_ratio": round(ratio, 4)}
     threshold = {"warn_ratio": params["warn_ratio"], "fail_ratio": params["fail_ratio"]}
     status = grade_high(ratio, params["warn_ratio"], params["fail_ratio"])
+    shown = pct(ratio, params["warn_ratio"], params["fail_ratio"])
     summary = (
-        f"PostgreSQL has {row['in_use']} of {usable} usable connections in use ({pct(ratio)}, "
+        f"PostgreSQL has {row['in_use']} of {usable} usable connections in use ({shown}, "
         f"max_connections {row['max_connections']}); warn at {pct(params['warn_ratio'])}, "
         f"fail at {pct(params['fail_ratio'])}."
     )
@@ -632,9 +633,10 @@ def connection_reuse(clients: Clients, params: Mapping[str, Any]) -> Evidence:
             "short_lived_ratio_warn",
         )
     }
+    young_pct = pct(short_ratio, params["short_lived_ratio_warn"])
     summary = (
         f"PostgreSQL opened {rate:.1f} new sessions/s over {elapsed:.1f} s and {len(short)} of {len(ages)} "
-        f"client backends are younger than {short_s} s ({pct(short_ratio)}); warn above "
+        f"client backends are younger than {short_s} s ({young_pct}); warn above "
         f"{params['sessions_per_s_warn']}/s or {pct(params['short_lived_ratio_warn'])} young, fail above "
         f"{params['sessions_per_s_fail']}/s"
         + (" (looks like per-request connections)." if status is not Status.PASS else ".")
@@ -782,7 +784,8 @@ def disk_verdict(used: float, pvc: Mapping[str, Any] | None, params: Mapping[str
     ratio = used / pvc["capacity_bytes"]
     return grade_high(ratio, warn, fail), (
         f"PostgreSQL data and WAL use at least {human_bytes(used)} of PVC {pvc['name']} "
-        f"({human_bytes(pvc['capacity_bytes'])}, {pct(ratio)}); warn at {pct(warn)}, fail at {pct(fail)}."
+        f"({human_bytes(pvc['capacity_bytes'])}, {pct(ratio, warn, fail)}); warn at {pct(warn)}, "
+        f"fail at {pct(fail)}."
     )
 
 
@@ -881,7 +884,8 @@ def autovacuum_verdict(
         top = bloated[0]
         return Status.WARN, (
             f"PostgreSQL has {top['total']} table(s) with stale dead tuples, worst {top['name']} at "
-            f"{top['dead']:,} dead ({pct(top['ratio'])}, over {pct(params['dead_tuple_ratio'])}) and no "
+            f"{top['dead']:,} dead ({pct(top['ratio'], params['dead_tuple_ratio'])}, "
+            f"over {pct(params['dead_tuple_ratio'])}) and no "
             f"vacuum in {human_duration(params['stale_vacuum_seconds'])}; {xid_text}."
         )
     if xid_status is Status.WARN:

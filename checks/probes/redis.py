@@ -197,9 +197,10 @@ def memory(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     # The peak shows how close a past burst came, which a quiet moment hides.
     observed["peak_ratio"] = round(observed["used_memory_peak"] / maxmemory, 4)
     status = grade_high(ratio, params["warn_ratio"], params["fail_ratio"])
+    shown = pct(ratio, params["warn_ratio"], params["fail_ratio"])
     return Evidence(
         status,
-        f"Redis uses {human_bytes(used)} of maxmemory {human_bytes(maxmemory)} ({pct(ratio)}); "
+        f"Redis uses {human_bytes(used)} of maxmemory {human_bytes(maxmemory)} ({shown}); "
         f"warn at {pct(params['warn_ratio'])}, fail at {pct(params['fail_ratio'])}.",
         observed,
         threshold,
@@ -404,13 +405,14 @@ def _monitored_summary(
     limits = f"warn above {params['queue_warn']} waiting jobs, fail above {params['queue_fail']}"
     if age_status is Status.FAIL and oldest is not None:
         return (
-            f"Redis queue {oldest.label} has a job waiting {human_duration(oldest.oldest_age_s)}, "
+            f"Redis queue {oldest.label} has a job waiting {human_duration(oldest.oldest_age_s, expiry)}, "
             "longer than the "
             f"{human_duration(expiry)} run expiry (REDIS_RUNS_EXPIRY_SECONDS), so runs are being lost; "
             f"its depth is {oldest.waiting} ({limits})."
         )
     conns = f"{connected} clients" + (
-        f" of maxclients {maxclients} ({pct(connected / maxclients)}, warn at "
+        f" of maxclients {maxclients} "
+        f"({pct(connected / maxclients, params['connections_warn_ratio'])}, warn at "
         f"{pct(params['connections_warn_ratio'])})"
         if maxclients
         else " (maxclients not visible: Redis < 6.2 and no CONFIG GET)"

@@ -201,7 +201,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("healthy", DiagnosisKind.HEALTHY, healthy),
         Scenario("clickhouse-saturation", DiagnosisKind.CLICKHOUSE_SATURATION, clickhouse_saturation),
         Scenario("queue-backlog", DiagnosisKind.INGESTION_BACKPRESSURE, queue_backlog),
-        Scenario("ingestion-delay", DiagnosisKind.CLICKHOUSE_SATURATION, ingestion_delay),
+        Scenario("ingestion-delay", DiagnosisKind.INSERT_PATH_DELAY, ingestion_delay),
     )
 }
 
