@@ -16,6 +16,7 @@ import contextlib
 import re
 import time
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,8 @@ SCRAPE_S = 15  # Prometheus scrape and evaluation interval
 EXPORTER_S = 15  # exporter.interval: as often as Prometheus reads it
 FOR_S = 30  # the rule's `for` (ops.alerts.for_minutes 0.5)
 GROUP_WAIT_S = 10  # Alertmanager's group_wait
-BACKLOG = 250  # jobs pushed at once, above redis.monitored.queue_fail (200)
+QUEUE_FAIL = 200  # redis.monitored.queue_fail's default: LangSmithQueueBacklog fires above it
+BACKLOG = 250  # jobs pushed at once
 TARGET_S = 90.0
 ALERT = "LangSmithQueueBacklog"
 DEPTH = 'lsready_queue_depth{target="prod",queue="saq:default",source="redis"}'
@@ -82,7 +84,7 @@ def _seconds(rfc3339: str) -> float:
     return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", rfc3339.replace("Z", "+00:00"))).timestamp()
 
 
-def _first(samples: list[tuple[float, float]], test: Any = lambda v: True) -> float:
+def _first(samples: list[tuple[float, float]], test: Callable[[float], bool] = lambda v: True) -> float:
     return next(t for t, v in samples if test(v))
 
 
@@ -117,14 +119,13 @@ def _run(n: int, work: Any, config: dict[str, Any], exp: Exporter, r: Any) -> di
             return t0 + (mono - m0)
 
         depth = _samples(prom, DEPTH)
-        scraped = _first(depth, lambda v: v > 200)
+        scraped = _first(depth, lambda v: v > QUEUE_FAIL)
         refreshed = dict(_samples(prom, 'lsready_last_refresh_timestamp_seconds{target="prod"}'))[scraped]
         alert = f'ALERTS{{alertname="{ALERT}",queue="saq:default"'
         pending = min(_seconds(a["activeAt"]) for a in prom.alerts(ALERT))  # when the rule went pending
         firing = _first(_samples(prom, alert + ',alertstate="firing"}'))
         message = wall(chain.alert_posts(ALERT)[0].at)
         diagnosed = wall(posted.at)
-        ts = _thread_ts(chain)
         kind = (
             "ingestion_backpressure"
             if "Ingestion backpressure" in str(posted.args.get("blocks"))
@@ -140,7 +141,6 @@ def _run(n: int, work: Any, config: dict[str, Any], exp: Exporter, r: Any) -> di
             "phases_s": phases,
             "diagnosis": kind,
             "alert_messages": len(chain.alert_posts()),
-            "thread_ts": ts,
         }
 
 
