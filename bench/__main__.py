@@ -32,6 +32,7 @@ BENCHES: dict[str, tuple[str, int]] = {
     "check": ("full check wall time on embedded engines, 1, 4 and 16 targets", 300),
     "memory": ("RSS of lsready serve idle, after 100 and after 200 commands", 480),
     "exporter": ("scrape latency of lsready exporter with 16 targets, healthy and black-holed", 360),
+    "alerts": ("Redis backlog to diagnosis in Slack through real Prometheus and Alertmanager", 480),
 }
 RESULTS = ROOT / "bench" / "results"
 

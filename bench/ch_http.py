@@ -153,12 +153,19 @@ class Handler(BaseHTTPRequestHandler):
         self._reply(200, data, headers)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away (a bot stopped with connections in its pool): nothing to say
+        super().handle_error(request, client_address)
+
+
 def serve(path: str, port: int = 0) -> ThreadingHTTPServer:
     """A server on 127.0.0.1:port (0: any free port) for the engine at `path`; not yet serving."""
     handler = type("BoundHandler", (Handler,), {"engine": Engine(path)})
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    server.daemon_threads = True
-    return server
+    return Server(("127.0.0.1", port), handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ BENCHES = {
     "check": "bench.engines:check_wall_time",
     "memory": "bench.memory:serve_memory",
     "exporter": "bench.exporter:scrape_latency",
+    "alerts": "bench.alerts:backlog_to_diagnosis",
 }
 
 

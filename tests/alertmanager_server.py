@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import yaml
+from processes import stop, wait_ready
 
 from runbooks.demo.engines import free_port
 
@@ -74,21 +73,7 @@ class Alertmanager:
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
         )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"Alertmanager did not start: {self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
+        wait_ready(self.proc, self.url + "/-/ready", self.log, "Alertmanager", 20)
 
     def _api(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -110,10 +95,4 @@ class Alertmanager:
         return self._api("GET", "/api/v2/silences")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)

@@ -4,99 +4,19 @@ updating it across a restart of lsready, the resolution, and a silence from the 
 Alertmanager."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-import yaml
 from alertmanager_server import BINARY, MISSING, Alertmanager
-from slack_fake import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, send
+from lsready_server import TOKEN, Serve
+from slack_fake import FakeSlack
 
 from bot import actions as ids
-from runbooks.demo.engines import free_port
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 
-TOKEN = "am-real-token-0123456789"
 CHANNEL = "C0ALERTS01"
-
-
-class Serve:
-    """`lsready serve` in HTTP mode as its own process, Slack pointed at the fake; restartable."""
-
-    def __init__(self, directory: Path, fake: FakeSlack, config: dict) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "lsready.yaml").write_text(yaml.safe_dump(config))
-        self.port, self.metrics_port = free_port(), free_port()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("LSREADY_", "SLACK_"))},
-            "LSREADY_CONFIG": str(directory / "lsready.yaml"),
-            "LSREADY_DATA_DIR": str(directory / "data"),
-            "LSREADY_ALERTMANAGER_TOKEN": TOKEN,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.api_url,
-        }
-        self.log = directory / "serve.log"
-        self.webhook = f"http://127.0.0.1:{self.metrics_port}/alertmanager"
-        self.events = f"http://127.0.0.1:{self.port}/slack/events"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        lsready = str(Path(sys.executable).parent / "lsready")
-        args = [lsready, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                "--metrics-port", str(self.metrics_port)]  # fmt: skip
-        self.proc = subprocess.Popen(
-            args, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab")
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"lsready serve did not start: {self.log.read_text()[-2000:]}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-
-    def click(self, action_id: str, value: str, *, message_ts: str, user: dict) -> None:
-        payload = {
-            "type": "block_actions",
-            "user": {**user, "team_id": TEAM},
-            "api_app_id": "A0000001",
-            "team": {"id": TEAM},
-            "trigger_id": "1.2.3",
-            "container": {"type": "message", "message_ts": message_ts, "channel_id": CHANNEL},
-            "channel": {"id": CHANNEL},
-            "message": {"ts": message_ts, "text": "alert"},
-            "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value,
-                         "action_ts": "1700000002.0"}],
-        }  # fmt: skip
-        form = urlencode({"payload": json.dumps(payload)})
-        reply = send(self.events, form, "application/x-www-form-urlencoded")
-        assert reply.status == 200, reply.body
 
 
 def wait_until(condition, timeout=30.0, what="condition"):
@@ -197,7 +117,13 @@ def test_silence_button_creates_the_silence_in_alertmanager_as_the_clicker(stack
     values = {e["action_id"]: e["value"] for e in elements if "value" in e}
     silence = ids.param(ids.ALERT_SILENCE, 4)
     assert silence in values
-    serve.click(silence, values[silence], message_ts=ts, user={"id": "U0ONCALL1", "username": "alice"})
+    serve.click(
+        silence,
+        values[silence],
+        channel=CHANNEL,
+        message_ts=ts,
+        user={"id": "U0ONCALL1", "username": "alice"},
+    )
     created = wait_until(lambda: am.silences(), what="the silence")[0]
     assert created["createdBy"] == "alice (U0ONCALL1)" and created["status"]["state"] == "active"
     matchers = {m["name"]: m["value"] for m in created["matchers"]}
