@@ -214,7 +214,7 @@ def run_support_queries(
     A transport failure (timeout, refused connection) ends the whole read: the next query would only
     wait as long again.
     """
-    from checks.probes.clickhouse import UNKNOWN_TABLE, error_code
+    from checks.probes.clickhouse.reads import UNKNOWN_TABLE, error_code
 
     for name, sql in clickhouse_queries(ch, since_s).items():
         try:

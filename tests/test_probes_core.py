@@ -67,4 +67,4 @@ def test_clickhouse_migrations_clean_dirty_and_missing(clickhouse):
 
 
 def clickhouse_probe(clients):
-    return clickhouse.migrations(clients, {})
+    return clickhouse.PROBES["clickhouse.migrations"](clients, {})

@@ -16,8 +16,8 @@ from checks.cluster import Cluster
 from checks.errors import LsreadyError
 from checks.model import Status
 from checks.probes import backups as backup_probe
-from checks.probes.clickhouse import disk_usage_by_replica, grade_part_pressure, part_pressure
-from checks.probes.clickhouse import migrations as clickhouse_migrations
+from checks.probes.clickhouse.reads import disk_usage_by_replica, grade_part_pressure, part_pressure
+from checks.probes.clickhouse.reads import migrations as clickhouse_migrations
 from checks.probes.common import human_duration, pct
 from checks.probes.kubernetes import (
     clickhouse_storage,
