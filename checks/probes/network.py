@@ -27,7 +27,7 @@ from checks.cluster import Cluster, ClusterError
 from checks.errors import LsreadyError, NotConfigured
 from checks.model import Evidence, Status
 from checks.probes.blob import BLOB_COMPONENTS
-from checks.probes.kubernetes import deployments, env_on, is_eks, meta, name_of, release_objects
+from checks.probes.k8s.objects import deployments, env_on, is_eks, meta, name_of, release_objects
 
 MIB = 1024 * 1024
 NGINX_BODY = "nginx.ingress.kubernetes.io/proxy-body-size"

@@ -19,12 +19,8 @@ from checks.probes import backups as backup_probe
 from checks.probes.clickhouse.reads import disk_usage_by_replica, grade_part_pressure, part_pressure
 from checks.probes.clickhouse.reads import migrations as clickhouse_migrations
 from checks.probes.common import human_duration, pct
-from checks.probes.kubernetes import (
-    clickhouse_storage,
-    deployments,
-    env_on,
-    name_of,
-)
+from checks.probes.k8s.objects import deployments, env_on, name_of
+from checks.probes.k8s.storage import clickhouse_storage
 from checks.probes.postgres import disk as postgres_disk
 from checks.probes.redis import queue_depths
 from checks.probes.release import HOOK_JOBS, alembic_heads, api_info, hook_jobs, parse_version, versions
