@@ -16,7 +16,7 @@ from checks.execution import no_answer, reason, run_probe
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.reads import query_rows
 from checks.probes.common import human_duration
-from checks.probes.postgres import archiving
+from checks.probes.postgres.storage import archiving
 from checks.reach import unreachable
 from checks.reach import why as cause
 

@@ -27,7 +27,7 @@ from checks.probes.common import cluster_lookup
 from checks.probes.k8s.monitoring import scrape_coverage
 from checks.probes.k8s.sizing import clickhouse_node_size, clickhouse_replicas
 from checks.probes.k8s.storage import clickhouse_facts, external_clickhouse
-from checks.probes.postgres import bundled_postgres
+from checks.probes.postgres.server import bundled_postgres
 from checks.probes.redis import bundled_redis
 
 if TYPE_CHECKING:
