@@ -17,7 +17,7 @@ from checks.errors import LsreadyError
 from checks.probes.clickhouse.reads import query_rows
 from checks.probes.k8s.autoscaling import autoscalers
 from checks.probes.k8s.objects import containers, deployments, name_of, workload_env
-from checks.probes.network import frontend_nginx_conf, nginx_directive
+from checks.probes.network.ingress import frontend_nginx_conf, nginx_directive
 from runbooks.preflight import values as vd
 from runbooks.preflight.context import PROBE_TAG, Context
 from runbooks.preflight.model import Level, Outcome
