@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from checks.clients import ClickHouseSession, PostgresSession, describe
+from checks.backends import describe
 from checks.cluster import Cluster
+from checks.sessions import ClickHouseSession, PostgresSession
 
 # Kinds a bundle lists (beyond events): workloads, their pods, how they are reached and scaled, storage.
 BUNDLE_KINDS = (

@@ -14,7 +14,8 @@ import yaml
 from k8s_fake import NS, chart_defaults, deployment, production, write_kubeconfig, write_snapshot
 
 from checks import cluster as cluster_mod
-from checks.clients import BackendUnavailable, Clients
+from checks.backends import BackendUnavailable
+from checks.clients import Clients
 from checks.cluster import READ_KINDS, ClusterError, open_cluster, snapshot_commands
 from checks.config import KubernetesConfig, TargetConfig
 from checks.model import Status

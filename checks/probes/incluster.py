@@ -20,7 +20,8 @@ from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseU
 from psycopg.errors import QueryCanceled
 from redis.exceptions import ConnectionError as RedisUnreachable
 
-from checks.clients import BackendUnavailable, Clients, describe
+from checks.backends import BackendUnavailable, describe
+from checks.clients import Clients
 from checks.errors import LsreadyError, NotConfigured
 from checks.model import Evidence, Status
 from checks.probes.common import cluster_lookup

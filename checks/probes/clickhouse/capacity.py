@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from checks.clients import ClickHouseSession, Clients
+from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.query import (
@@ -20,6 +20,7 @@ from checks.probes.clickhouse.query import (
     system_source,
 )
 from checks.probes.common import grade_high, human_bytes, pct, worst
+from checks.sessions import ClickHouseSession
 
 # --- Node size: item 24 --------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checks.clients import ClickHouseSession, Clients
+from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.query import (
@@ -25,6 +25,7 @@ from checks.probes.clickhouse.query import (
     silent_note,
     system_source,
 )
+from checks.sessions import ClickHouseSession
 
 # --- Permissions: item 22 ------------------------------------------------------------------------
 

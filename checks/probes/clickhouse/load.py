@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checks.clients import ClickHouseSession, Clients
+from checks.clients import Clients
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.parts import grade_part_pressure, part_pressure
 from checks.probes.clickhouse.query import (
@@ -19,6 +19,7 @@ from checks.probes.clickhouse.query import (
     system_source,
 )
 from checks.probes.common import grade_high, worst
+from checks.sessions import ClickHouseSession
 
 # --- Concurrency, I/O and query latency: item 29 -------------------------------------------------
 

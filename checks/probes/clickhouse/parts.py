@@ -6,10 +6,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from checks.clients import ClickHouseSession
 from checks.model import Status
 from checks.probes.clickhouse.query import query_rows, remote_settings, system_source
 from checks.probes.common import grade_high, worst
+from checks.sessions import ClickHouseSession
 
 # --- Part pressure: reused by the runbooks, evidence for items 29 and 54 -------------------------
 

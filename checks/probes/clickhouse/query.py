@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from checks.clients import ClickHouseSession
 from checks.errors import LsreadyError
+from checks.sessions import ClickHouseSession
 
 # ClickHouse error codes the probes turn into a clear reason.
 UNKNOWN_TABLE = 60

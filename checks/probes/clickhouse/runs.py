@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from checks.clients import ClickHouseSession, Clients
+from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.query import TableAbsent, error_code, query_rows, quote_ident, table_ref
 from checks.probes.common import grade_high
+from checks.sessions import ClickHouseSession
 
 # --- Runs table: time key, tenant volume (item 56) and ingestion delay ---------------------------
 #

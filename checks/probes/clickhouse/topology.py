@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from checks.clients import ClickHouseSession, Clients
+from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes.clickhouse.query import BOOKKEEPING_TABLES, REPLICATED_PREFIXES, query_rows, table_ref
+from checks.sessions import ClickHouseSession
 
 # --- Topology: items 18, 19 and 20 ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checks.clients import Clients, PostgresSession
+from checks.clients import Clients
 from checks.endpoints import PgEndpoint
 from checks.model import Evidence, Status
 from checks.probes.common import (
@@ -19,6 +19,7 @@ from checks.probes.common import (
     worst,
 )
 from checks.probes.postgres.server import POOLER_PORT, host_placement, server_facts
+from checks.sessions import PostgresSession
 
 # --- Item: max_connections ------------------------------------------------------------------------
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from checks.clients import Clients, PostgresSession
+from checks.clients import Clients
 from checks.model import Evidence, Status
 from checks.probes.common import (
     grade_high,
     human_duration,
     pct,
 )
+from checks.sessions import PostgresSession
 
 # --- Item: monitoring -----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checks import endpoints
-from checks.clients import Clients, PostgresSession
+from checks.clients import Clients
 from checks.endpoints import PgEndpoint
 from checks.model import Evidence, Status
 from checks.probes.common import (
@@ -15,6 +15,7 @@ from checks.probes.common import (
     classify_host,
     cluster_lookup,
 )
+from checks.sessions import PostgresSession
 
 REQUIRED_EXTENSIONS = ("btree_gin", "btree_gist", "pgcrypto", "citext", "pg_trgm")
 MANAGED_SUFFIXES: tuple[tuple[str, str], ...] = (

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checks.clients import Clients, PostgresSession
+from checks.clients import Clients
 from checks.model import Evidence, Status
 from checks.probes.common import (
     cluster_lookup,
@@ -19,6 +19,7 @@ from checks.probes.common import (
     quantity,
 )
 from checks.probes.postgres.server import ROUND_TRIPS_PER_QUERY, ServerFacts, server_facts
+from checks.sessions import PostgresSession
 
 # --- Item: storage latency --------------------------------------------------------------------
 
