@@ -117,7 +117,7 @@ def _redis(cfg: RedisConfig, timeout_s: float) -> Any:
 
 
 def _cluster(cfg: Any, timeout_s: float) -> Any:
-    from checks.cluster import open_cluster
+    from checks.cluster_api import open_cluster
 
     return open_cluster(cfg, timeout_s)
 
