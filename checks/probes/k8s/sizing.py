@@ -14,10 +14,10 @@ from checks.probes.k8s.storage import (
     SSD_TYPES,
     ClickHouseStorage,
     clickhouse_facts,
-    clickhouse_storage,
     external_clickhouse,
     volume_performance,
     volume_type,
+    with_bundled_clickhouse,
 )
 
 
@@ -32,12 +32,10 @@ def _storage_observed(cluster: Cluster, storage: ClickHouseStorage) -> dict[str,
     }
 
 
-def clickhouse_ssd(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+@with_bundled_clickhouse(Status.MANUAL)
+def clickhouse_ssd(clients: Clients, params: Mapping[str, Any], storage: ClickHouseStorage) -> Evidence:
     """The ClickHouse volumes' StorageClass provisions SSDs."""
     cluster = clients.cluster
-    storage = clickhouse_storage(cluster)
-    if storage is None:
-        return external_clickhouse(cluster, Status.MANUAL)
     observed = _storage_observed(cluster, storage)
     if storage.storage_class is None:
         return Evidence(
@@ -63,12 +61,10 @@ def clickhouse_ssd(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     )
 
 
-def clickhouse_iops(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+@with_bundled_clickhouse(Status.MANUAL)
+def clickhouse_iops(clients: Clients, params: Mapping[str, Any], storage: ClickHouseStorage) -> Evidence:
     """The ClickHouse volumes' provisioned IOPS and throughput meet the baseline."""
     cluster = clients.cluster
-    storage = clickhouse_storage(cluster)
-    if storage is None:
-        return external_clickhouse(cluster, Status.MANUAL)
     min_iops, min_mibps = params["min_iops"], params["min_throughput_mibps"]
     threshold = {"min_iops": min_iops, "min_throughput_mibps": min_mibps}
     observed = _storage_observed(cluster, storage)
@@ -93,12 +89,12 @@ def clickhouse_iops(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     )
 
 
-def clickhouse_disk_expansion(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+@with_bundled_clickhouse(Status.MANUAL)
+def clickhouse_disk_expansion(
+    clients: Clients, params: Mapping[str, Any], storage: ClickHouseStorage
+) -> Evidence:
     """The ClickHouse PVCs' StorageClass has allowVolumeExpansion."""
     cluster = clients.cluster
-    storage = clickhouse_storage(cluster)
-    if storage is None:
-        return external_clickhouse(cluster, Status.MANUAL)
     observed = _storage_observed(cluster, storage)
     allowed = bool((storage.storage_class or {}).get("allowVolumeExpansion"))
     observed["allowVolumeExpansion"] = allowed

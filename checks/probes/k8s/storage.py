@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks.clients import Clients
 from checks.cluster import Cluster, ClusterError
 from checks.model import Evidence, Status
 from checks.probes.common import quantity
 from checks.probes.k8s.objects import containers, is_eks, meta, name_of, not_eks
+
+if TYPE_CHECKING:
+    from checks.probes import ProbeFn
 
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
@@ -160,6 +164,39 @@ def volume_performance(sc: Mapping[str, Any], size_gib: float | None) -> tuple[f
 # -- EBS CSI (EKS) --------------------------------------------------------------------------------
 
 
+# -- guards: a probe that does not apply says so before it reads anything --------------------------
+
+StorageProbe = Callable[[Clients, Mapping[str, Any], "ClickHouseStorage"], Evidence]
+
+
+def on_eks(probe: ProbeFn) -> ProbeFn:
+    """The probe runs on EKS nodes only; elsewhere its item does not apply."""
+
+    @functools.wraps(probe)
+    def guarded(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+        eks, why = is_eks(clients.cluster)
+        return probe(clients, params) if eks else not_eks(why)
+
+    return guarded
+
+
+def with_bundled_clickhouse(absent: Status) -> Callable[[StorageProbe], ProbeFn]:
+    """The probe reads the bundled ClickHouse's storage; without that StatefulSet it is `absent`."""
+
+    def decorate(probe: StorageProbe) -> ProbeFn:
+        @functools.wraps(probe)
+        def guarded(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+            cluster = clients.cluster
+            storage = clickhouse_storage(cluster)
+            if storage is None:
+                return external_clickhouse(cluster, absent)
+            return probe(clients, params, storage)
+
+        return guarded
+
+    return decorate
+
+
 def ebs_csi_driver(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """The EBS CSI driver has registered its CSIDriver object on an EKS cluster."""
     cluster = clients.cluster
@@ -179,12 +216,10 @@ def ebs_csi_driver(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     )
 
 
+@on_eks
 def default_storage_class(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     """Exactly one default StorageClass, provisioned by the EBS CSI driver."""
     cluster = clients.cluster
-    eks, why = is_eks(cluster)
-    if not eks:
-        return not_eks(why)
     defaults = default_classes(cluster)
     observed: dict[str, Any] = {"defaults": {name_of(sc): sc.get("provisioner") for sc in defaults}}
     if not defaults:
@@ -225,15 +260,13 @@ def default_storage_class(clients: Clients, params: Mapping[str, Any]) -> Eviden
     )
 
 
-def clickhouse_pvcs_bound(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+@on_eks
+@with_bundled_clickhouse(Status.NA)
+def clickhouse_pvcs_bound(
+    clients: Clients, params: Mapping[str, Any], storage: ClickHouseStorage
+) -> Evidence:
     """Every ClickHouse PVC is Bound and every ClickHouse pod is Ready."""
     cluster = clients.cluster
-    eks, why = is_eks(cluster)
-    if not eks:
-        return not_eks(why)
-    storage = clickhouse_storage(cluster)
-    if storage is None:
-        return external_clickhouse(cluster, Status.NA)
     if not storage.pvc_names:
         return Evidence(
             Status.FAIL,
@@ -273,15 +306,10 @@ def _pod_ready(pod: Mapping[str, Any] | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def volume_expansion(clients: Clients, params: Mapping[str, Any]) -> Evidence:
+@on_eks
+@with_bundled_clickhouse(Status.NA)
+def volume_expansion(clients: Clients, params: Mapping[str, Any], storage: ClickHouseStorage) -> Evidence:
     """ClickHouse's StorageClass allows expansion and no PVC is stuck resizing."""
-    cluster = clients.cluster
-    eks, why = is_eks(cluster)
-    if not eks:
-        return not_eks(why)
-    storage = clickhouse_storage(cluster)
-    if storage is None:
-        return external_clickhouse(cluster, Status.NA)
     allowed = bool((storage.storage_class or {}).get("allowVolumeExpansion"))
     resizing = {
         n: c.get("type")
