@@ -1,4 +1,4 @@
-"""Probes: `probe(clients, params) -> Evidence`, one module per backend, registered explicitly."""
+"""Probes: `probe(clients, params) -> Evidence`, a package or module per backend, registered explicitly."""
 
 from __future__ import annotations
 
