@@ -287,7 +287,7 @@ def measure(case: Case, session: Any, recorder: Recorder, db: str, total: int, r
 
 def _cases(clients: Any, session: Any, db: str) -> list[Case]:
     from checks.engine import catalog_for
-    from checks.probes.clickhouse import ingestion_delay, part_pressure, tenant_volume
+    from checks.probes.clickhouse.reads import ingestion_delay, part_pressure, tenant_volume
     from runbooks.measure import PROBE_TAG
     from runbooks.triage import get_runbook, resolve_thresholds
 

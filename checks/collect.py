@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from checks.clients import ClickHouseSession, PostgresSession, describe
+from checks.backends import describe
 from checks.cluster import Cluster
+from checks.sessions import ClickHouseSession, PostgresSession
 
 # Kinds a bundle lists (beyond events): workloads, their pods, how they are reached and scaled, storage.
 BUNDLE_KINDS = (
@@ -214,7 +215,7 @@ def run_support_queries(
     A transport failure (timeout, refused connection) ends the whole read: the next query would only
     wait as long again.
     """
-    from checks.probes.clickhouse import UNKNOWN_TABLE, error_code
+    from checks.probes.clickhouse.reads import UNKNOWN_TABLE, error_code
 
     for name, sql in clickhouse_queries(ch, since_s).items():
         try:

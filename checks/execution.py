@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from checks.clients import Clients, ProbeThread, describe, waiting_on
+from checks.backends import describe, waiting_on
+from checks.clients import Clients, ProbeThread
 from checks.errors import NotConfigured
 from checks.model import Evidence, Status
 from checks.reach import LABELS, unreachable, why

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from checks.clients import BackendUnavailable, describe
+from checks.backends import BackendUnavailable, describe
 from checks.config import TargetConfig
 
 LABELS = {"redis": "Redis", "postgres": "PostgreSQL", "clickhouse": "ClickHouse",

@@ -6,19 +6,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from checks.errors import CatalogError
 from checks.model import SECTIONS, Item, Kind, Severity
 from checks.probes import ProbeFn, all_probes
 from checks.thresholds import CATALOG_PATH, Threshold, check_overrides, parse_schema, read_catalog
 
-__all__ = ["CATALOG_PATH", "Catalog", "load_catalog"]
+__all__ = ["CATALOG_PATH", "Catalog", "CatalogEntry", "load_catalog"]
 _ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
-_FIELDS = {
-    "id", "section", "title", "seed", "kind", "required", "severity",
-    "thresholds", "derived", "remediation", "docs", "probe", "attestable",
-}  # fmt: skip
 _REQUIRED_FIELDS = ("id", "section", "title", "seed", "kind", "required", "severity", "remediation")
 
 
@@ -107,36 +105,70 @@ def load_catalog(
     return Catalog(items=tuple(by_id[i.id] for i in items), probes=dict(probes), signals=signals)
 
 
+class CatalogEntry(BaseModel):
+    """One item of catalog.yaml as written: the fields, their types, nothing else."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, StringConstraints(pattern=_ID.pattern)]
+    section: Literal[tuple(SECTIONS)]  # type: ignore[valid-type]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    seed: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    kind: Literal[tuple(k.value for k in Kind)]  # type: ignore[valid-type]
+    required: bool
+    severity: Literal[tuple(s.value for s in Severity)]  # type: ignore[valid-type]
+    remediation: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    thresholds: Any = None
+    derived: Any = None
+    docs: Any = None
+    probe: Any = None
+    attestable: bool = False
+
+    @field_validator("section", mode="before")
+    @classmethod
+    def _section_as_text(cls, value: Any) -> Any:
+        return str(value)
+
+
+# What the registry says about a field CatalogEntry refuses, in the order it says it.
+_FIELD_PROBLEMS = {
+    "id": "id must be dotted lower_snake, like 'redis.memory_sized'",
+    "section": f"section must be one of {', '.join(SECTIONS)}",
+    "kind": "kind must be probe, manual or derived",
+    "severity": "severity must be critical, high, medium or low",
+    "required": "required must be true or false",
+    "attestable": "attestable is true/false, for probe items only (manual ones always are)",
+    "title": "title must be non-empty text",
+    "seed": "seed must be non-empty text",
+    "remediation": "remediation must be non-empty text",
+}
+
+
 def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str]) -> Item | None:
     if not isinstance(entry, dict):
         problems.append(f"item {n}: must be a mapping")
         return None
     where = f"item {n} ({entry.get('id', '?')})"
-    missing = [f for f in _REQUIRED_FIELDS if f not in entry]
-    extra = sorted(set(entry) - _FIELDS)
-    if missing or extra:
-        if missing:
-            problems.append(f"{where}: missing {', '.join(missing)}")
-        if extra:
-            problems.append(f"{where}: unknown field(s) {', '.join(extra)}")
-        return None
+    try:
+        parsed: CatalogEntry | None = CatalogEntry.model_validate(entry)
+        refused: set[str] = set()
+    except ValidationError as exc:
+        parsed = None
+        errors = exc.errors()
+        missing = {str(e["loc"][0]) for e in errors if e["type"] == "missing"}
+        extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if missing or extra:
+            if missing:
+                problems.append(f"{where}: missing {', '.join(f for f in _REQUIRED_FIELDS if f in missing)}")
+            if extra:
+                problems.append(f"{where}: unknown field(s) {', '.join(extra)}")
+            return None
+        refused = {str(e["loc"][0]) for e in errors}
     before = len(problems)
-    if not isinstance(entry["id"], str) or not _ID.match(entry["id"]):
-        problems.append(f"{where}: id must be dotted lower_snake, like 'redis.memory_sized'")
-    if str(entry["section"]) not in SECTIONS:
-        problems.append(f"{where}: section must be one of {', '.join(SECTIONS)}")
-    try:
-        kind = Kind(entry["kind"])
-    except ValueError:
-        problems.append(f"{where}: kind must be probe, manual or derived")
-        kind = Kind.MANUAL
-    try:
-        sev = Severity(entry["severity"])
-    except ValueError:
-        problems.append(f"{where}: severity must be critical, high, medium or low")
-        sev = Severity.LOW
-    if not isinstance(entry["required"], bool):
-        problems.append(f"{where}: required must be true or false")
+    for name in ("id", "section", "kind", "severity", "required"):
+        if name in refused:
+            problems.append(f"{where}: {_FIELD_PROBLEMS[name]}")
+    kind = Kind(parsed.kind) if parsed else Kind(entry["kind"]) if "kind" not in refused else Kind.MANUAL
     probe = entry.get("probe")
     if probe is not None and probe not in probes:
         problems.append(f"{where}: unknown probe '{probe}'")
@@ -156,28 +188,27 @@ def _parse(entry: Any, n: int, probes: Mapping[str, ProbeFn], problems: list[str
             problems.append(f"{where}: derived.from must be 'required' or a list of item ids")
     elif derived is not None:
         problems.append(f"{where}: only derived items have 'derived'")
-    attestable = entry.get("attestable", False)
-    if not isinstance(attestable, bool) or (attestable and kind is not Kind.PROBE):
-        problems.append(f"{where}: attestable is true/false, for probe items only (manual ones always are)")
+    if "attestable" in refused or (entry.get("attestable", False) and kind is not Kind.PROBE):
+        problems.append(f"{where}: {_FIELD_PROBLEMS['attestable']}")
     schema: dict[str, Threshold] = parse_schema(where, entry.get("thresholds"), problems)
-    for key in ("title", "seed", "remediation"):
-        if not isinstance(entry[key], str) or not entry[key].strip():
-            problems.append(f"{where}: {key} must be non-empty text")
-    if len(problems) > before:
+    for name in ("title", "seed", "remediation"):
+        if name in refused:
+            problems.append(f"{where}: {_FIELD_PROBLEMS[name]}")
+    if len(problems) > before or parsed is None:
         return None
     return Item(
-        id=entry["id"],
-        section=str(entry["section"]),
+        id=parsed.id,
+        section=parsed.section,
         title=entry["title"],
         seed=entry["seed"],
         kind=kind,
-        required=entry["required"],
-        severity=sev,
-        remediation=entry["remediation"].strip(),
+        required=parsed.required,
+        severity=Severity(parsed.severity),
+        remediation=parsed.remediation,
         docs=entry.get("docs"),
         probe=probe,
         thresholds={k: t.default for k, t in schema.items()},
         schema=schema,
         derived_from=derived_from,
-        attestable_probe=attestable is True,
+        attestable_probe=parsed.attestable,
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from checks.probes.kubernetes import LSREADY_RULE_GROUP
+from checks.probes.k8s.monitoring import LSREADY_RULE_GROUP
 from checks.registry import Catalog
 from runbooks.definitions import RUNBOOKS
 from runbooks.triage import resolve_thresholds

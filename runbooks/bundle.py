@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from checks import collect
-from checks.clients import Clients, describe
+from checks.backends import describe
+from checks.clients import Clients
 from checks.cluster import ClusterError
 from checks.config import Config
 from checks.errors import LsreadyError

@@ -1,6 +1,6 @@
 """Measurements for the triage runbooks: shared, bounded reads of ClickHouse and Redis, graded.
 
-The reads themselves are the probes' (checks.probes.clickhouse `running_queries`, `part_pressure`,
+The reads themselves are the probes' (checks.probes.clickhouse.reads `running_queries`, `part_pressure`,
 `disk_usage_by_replica`, `io_counters`, `ingestion_delay`; checks.probes.redis `queue_depths`).
 `Readings` runs each of them at most once per triage, on its own daemon thread, so the evidence
 snapshot and the later steps see the same numbers and a hung backend holds only its own readers.
@@ -25,7 +25,7 @@ from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.execution import reason, run_probe
 from checks.model import Evidence, Status
-from checks.probes.clickhouse import (
+from checks.probes.clickhouse.reads import (
     disk_usage_by_replica,
     grade_ingestion_delay,
     grade_part_pressure,

@@ -21,7 +21,7 @@ from checks.config import Config
 from checks.engine import check
 from checks.execution import reason, run_probe
 from checks.model import Attestation
-from checks.probes.clickhouse import (
+from checks.probes.clickhouse.reads import (
     DiskUse,
     PartPressure,
     disk_usage_by_replica,

@@ -176,11 +176,11 @@ def _deployed(name: str) -> dict:
 def _ops_alerts(servers, objects, source):
     from checks.clients import Clients
     from checks.config import TargetConfig
-    from checks.probes import kubernetes as k8s
+    from checks.probes.k8s.monitoring import alerts
 
     section = servers.kubernetes_section(objects, source)
     clients = Clients("t", TargetConfig.model_validate({"kubernetes": section}), timeout_s=5)
-    return k8s.alerts(clients, {"ingestion_delay_p95_s": 60})
+    return alerts(clients, {"ingestion_delay_p95_s": 60})
 
 
 @pytest.mark.parametrize("source", ["api", "snapshot"])

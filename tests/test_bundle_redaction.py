@@ -194,9 +194,9 @@ def _clickhouse_phase(data: str) -> None:
     import chdb
     import clickhouse_connect
 
-    from checks.clients import ClickHouseSession
     from checks.collect import run_support_queries
     from checks.config import ClickHouseConfig
+    from checks.sessions import ClickHouseSession
     from runbooks.demo.schema import build_clickhouse
 
     engine = chdb.connect(f"{data}?config-file={data}/config.xml")

@@ -13,11 +13,13 @@ from k8s_fake import Servers, production, write_kubeconfig
 from test_probes_postgres import proxied
 
 import checks.clients as clients_mod
-from checks.clients import BackendUnavailable, Clients, PostgresSession, _Lazy
+from checks.backends import BackendUnavailable
+from checks.clients import Clients, _Lazy
 from checks.config import PostgresConfig, TargetConfig
 from checks.model import Evidence, Item, Kind, Severity, Status
 from checks.registry import Catalog, load_catalog
 from checks.runner import run_checks
+from checks.sessions import PostgresSession
 
 CATALOG = load_catalog()
 

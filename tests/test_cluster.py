@@ -13,9 +13,11 @@ import pytest
 import yaml
 from k8s_fake import NS, chart_defaults, deployment, production, write_kubeconfig, write_snapshot
 
-from checks import cluster as cluster_mod
-from checks.clients import BackendUnavailable, Clients
-from checks.cluster import READ_KINDS, ClusterError, open_cluster, snapshot_commands
+from checks import cluster_api as cluster_mod
+from checks.backends import BackendUnavailable
+from checks.clients import Clients
+from checks.cluster import READ_KINDS, ClusterError, snapshot_commands
+from checks.cluster_api import open_cluster
 from checks.config import KubernetesConfig, TargetConfig
 from checks.model import Status
 from checks.registry import load_catalog

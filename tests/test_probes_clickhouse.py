@@ -27,6 +27,17 @@ from checks.config import TargetConfig
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.probes import clickhouse as chp
+from checks.probes.clickhouse.grants import DIAG_TABLES, parse_grants, privilege_state, split_privileges
+from checks.probes.clickhouse.parts import grade_part_pressure, part_pressure, table_part_limits
+from checks.probes.clickhouse.query import (
+    ACCESS_DENIED,
+    TIMEOUT_EXCEEDED,
+    MissingPrivilege,
+    TableAbsent,
+    error_code,
+)
+from checks.probes.clickhouse.runs import ReadLimitHit, grade_ingestion_delay, ingestion_delay
+from checks.probes.clickhouse.topology import ReplicaState, Topology, grade_replication
 from checks.registry import load_catalog
 from runbooks.demo.schema import build_clickhouse
 
@@ -39,31 +50,29 @@ SIGNALS = CATALOG.signals  # the triage-only thresholds: the delay and merges re
 def _delay(ch: Any, max_rows: int | None = None) -> dict[str, Any]:
     """The triage's ingestion-delay reading, with the catalog's window and row limit."""
     limits = SIGNALS["triage.delay"]
-    return chp.ingestion_delay(
-        ch, limits["delay_window_minutes"], max_rows=max_rows or limits["delay_max_rows"]
-    )
+    return ingestion_delay(ch, limits["delay_window_minutes"], max_rows=max_rows or limits["delay_max_rows"])
 
 
 def _delay_probe(clients: Any, max_rows: int | None = None) -> Evidence:
     """The reading graded as the checklist and the triage grade it (warn from ops.alerts)."""
     d = _delay(clients.clickhouse, max_rows)
     warn = CATALOG.get("ops.alerts").thresholds["ingestion_delay_p95_s"]
-    status, text = chp.grade_ingestion_delay(d, warn, SIGNALS["triage.delay"]["delay_fail_s"])
+    status, text = grade_ingestion_delay(d, warn, SIGNALS["triage.delay"]["delay_fail_s"])
     return Evidence(status, text, d)
 
 
 def _part_pressure(clients: Any, stuck: float | None = None) -> Evidence:
     """Part pressure graded with the catalog's thresholds, as the triage's merges step does."""
     minutes = SIGNALS["triage.merges"]["stuck_mutation_minutes"] if stuck is None else stuck
-    pp = chp.part_pressure(clients.clickhouse, stuck_after_minutes=minutes)
+    pp = part_pressure(clients.clickhouse, stuck_after_minutes=minutes)
     warn = CATALOG.get("clickhouse.concurrency").thresholds["parts_warn_ratio"]
-    status, text = chp.grade_part_pressure(pp, warn, minutes)
+    status, text = grade_part_pressure(pp, warn, minutes)
     return Evidence(status, text, pp.to_dict())
 
 
 PARAMS = {i.probe: dict(i.thresholds) for i in CATALOG.items if i.probe}
 # Only these may escape a probe on a LangSmith-shaped schema: an absent table or a missing grant.
-EXPECTED_ERRORS = (chp.TableAbsent, chp.MissingPrivilege)
+EXPECTED_ERRORS = (TableAbsent, MissingPrivilege)
 
 
 def _clients(url: str, cluster: str | None = None) -> Clients:
@@ -111,32 +120,32 @@ def test_cluster_missing_from_system_clusters_fails_topology_and_names_it_elsewh
     rep = _run("clickhouse.replicated", clients)
     assert rep.status is Status.FAIL and "'replicated' is not defined in system.clusters" in rep.summary
     # Per-replica reads cannot run on an undefined cluster: unknown with a reason naming the setting.
-    with pytest.raises(chp.LsreadyError, match=r"cluster 'replicated' is not defined.*clickhouse.cluster"):
+    with pytest.raises(LsreadyError, match=r"cluster 'replicated' is not defined.*clickhouse.cluster"):
         _run("clickhouse.disk_usage", clients)
 
 
-def _topology(replicas_per_shard: int, **replica: Any) -> chp.Topology:
+def _topology(replicas_per_shard: int, **replica: Any) -> Topology:
     state = {"is_readonly": False, "total_replicas": replicas_per_shard, "queue_size": 0, "absolute_delay": 0}
     state |= {"active_replicas": replicas_per_shard} | replica
-    return chp.Topology(
+    return Topology(
         database="default",
         cluster="replicated",
         cluster_defined=True,
         shards={1: tuple(f"ch-{n}" for n in range(replicas_per_shard))},
         engines={"runs": "ReplicatedReplacingMergeTree", "schema_migrations": "MergeTree"},
-        replicas=(chp.ReplicaState(table="runs", engine="ReplicatedReplacingMergeTree", **state),),
+        replicas=(ReplicaState(table="runs", engine="ReplicatedReplacingMergeTree", **state),),
     )
 
 
 def test_replication_grading_of_a_healthy_lagging_and_down_cluster():
     # A passing replicated state needs ClickHouse Keeper, which the embedded engine cannot run
     # (its test Keeper leaves replicas read-only: see the server test), so grading is shown on data.
-    assert chp.grade_replication(_topology(3), 300)[0] is Status.PASS
-    status, text = chp.grade_replication(_topology(3, active_replicas=2), 300)
+    assert grade_replication(_topology(3), 300)[0] is Status.PASS
+    status, text = grade_replication(_topology(3, active_replicas=2), 300)
     assert status is Status.WARN and "Only 2 of 3 replicas" in text
-    assert chp.grade_replication(_topology(3, absolute_delay=900), 300)[0] is Status.WARN
-    assert chp.grade_replication(_topology(3, is_readonly=True), 300)[0] is Status.FAIL
-    assert chp.grade_replication(_topology(1), 300)[0] is Status.FAIL
+    assert grade_replication(_topology(3, absolute_delay=900), 300)[0] is Status.WARN
+    assert grade_replication(_topology(3, is_readonly=True), 300)[0] is Status.FAIL
+    assert grade_replication(_topology(1), 300)[0] is Status.FAIL
 
 
 # --- Permissions ---------------------------------------------------------------------------------
@@ -145,25 +154,23 @@ def test_replication_grading_of_a_healthy_lagging_and_down_cluster():
 def test_permissions_without_show_row_policies_is_unknown_naming_the_grant(langsmith):
     url, _, _ = langsmith
     # The embedded default user may write everywhere but may not list row policies.
-    with pytest.raises(chp.MissingPrivilege, match=r"lacks SHOW ROW POLICIES ON \*\.\*"):
+    with pytest.raises(MissingPrivilege, match=r"lacks SHOW ROW POLICIES ON \*\.\*"):
         _run("clickhouse.permissions", _clients(url))
 
 
 def test_grant_parsing_reads_the_engines_own_show_grants_output(langsmith):
     _, admin, db = langsmith
-    grants, _ = chp.parse_grants([r[0] for r in admin.query("SHOW GRANTS").result_rows])
-    assert {chp.privilege_state(grants, p, db) for p in ("SELECT", "INSERT", "ALTER", "CREATE")} == {
-        "granted"
-    }
+    grants, _ = parse_grants([r[0] for r in admin.query("SHOW GRANTS").result_rows])
+    assert {privilege_state(grants, p, db) for p in ("SELECT", "INSERT", "ALTER", "CREATE")} == {"granted"}
     # Shapes SHOW GRANTS prints for other users: expanded database grants, partial revokes, roles.
     expanded = "GRANT SELECT, INSERT, ALTER TABLE, ALTER VIEW, CREATE TABLE, CREATE VIEW ON `ls`.* TO ls"
-    grants, _ = chp.parse_grants([expanded, "REVOKE INSERT ON ls.runs FROM ls", "GRANT reader, writer TO ls"])
-    assert chp.privilege_state(grants, "ALTER", "ls") == "granted"
-    assert chp.privilege_state(grants, "INSERT", "ls") == "partial"
-    assert chp.privilege_state(grants, "DROP", "ls") == "missing"
-    assert chp.parse_grants(["GRANT reader, writer TO ls"])[1] == ["reader", "writer"]
-    table_only, _ = chp.parse_grants(["GRANT SELECT(id, name), INSERT ON ls.runs TO ls"])
-    assert chp.privilege_state(table_only, "SELECT", "ls") == "partial"
+    grants, _ = parse_grants([expanded, "REVOKE INSERT ON ls.runs FROM ls", "GRANT reader, writer TO ls"])
+    assert privilege_state(grants, "ALTER", "ls") == "granted"
+    assert privilege_state(grants, "INSERT", "ls") == "partial"
+    assert privilege_state(grants, "DROP", "ls") == "missing"
+    assert parse_grants(["GRANT reader, writer TO ls"])[1] == ["reader", "writer"]
+    table_only, _ = parse_grants(["GRANT SELECT(id, name), INSERT ON ls.runs TO ls"])
+    assert privilege_state(table_only, "SELECT", "ls") == "partial"
 
 
 # --- Node size -----------------------------------------------------------------------------------
@@ -251,7 +258,7 @@ def test_table_part_limits_read_the_engines_engine_full(langsmith):
     full = admin.query(
         f"SELECT engine_full FROM system.tables WHERE database = '{db}' AND name = 'runs_tags'"
     )
-    assert chp.table_part_limits(full.result_rows[0][0], 1000, 3000) == (1000, 7)
+    assert table_part_limits(full.result_rows[0][0], 1000, 3000) == (1000, 7)
 
 
 # --- Concurrency ---------------------------------------------------------------------------------
@@ -296,7 +303,7 @@ def test_system_tables_fails_naming_the_grant_when_a_table_is_denied(langsmith, 
     url, _, _ = langsmith
     # Every system table the probe reads is open to the embedded user; row_policies is not, so the
     # denial and its message come from the engine itself.
-    monkeypatch.setitem(chp.DIAG_TABLES, "system.row_policies", "SELECT 1 FROM {src} LIMIT 1")
+    monkeypatch.setitem(DIAG_TABLES, "system.row_policies", "SELECT 1 FROM {src} LIMIT 1")
     ev = _run("clickhouse.system_tables", _clients(url))
     assert ev.status is Status.FAIL and "cannot read system.row_policies" in ev.summary
     assert "grant SHOW ROW POLICIES ON *.*" in ev.summary
@@ -305,7 +312,7 @@ def test_system_tables_fails_naming_the_grant_when_a_table_is_denied(langsmith, 
 def test_timeouts_without_query_log_are_unknown_with_the_reason(langsmith):
     url, _, _ = langsmith
     _embedded_only(url)
-    with pytest.raises(chp.TableAbsent, match=r"system.query_log is not enabled on this server; enable it"):
+    with pytest.raises(TableAbsent, match=r"system.query_log is not enabled on this server; enable it"):
         _run("clickhouse.timeouts_not_masking", _clients(url))
 
 
@@ -347,13 +354,13 @@ def test_tenant_volume_over_its_row_limit_says_it_ranks_a_sample_of_the_freshest
     assert "in a sample of" in capped.summary and "not the whole window" in capped.summary
     assert "the 1 smallest of 2 parts, 50 of 2050 rows" in capped.summary
     # Smaller than every part: nothing can be read within the limit, and it says so.
-    with pytest.raises(chp.ReadLimitHit, match="larger than the read limit of 10 rows"):
+    with pytest.raises(ReadLimitHit, match="larger than the read limit of 10 rows"):
         _run("clickhouse.tenant_volume", _clients(url), max_rows=10)
 
 
 def test_tenant_volume_without_runs_table_is_unknown(clickhouse):
     url, _, db = clickhouse
-    with pytest.raises(chp.TableAbsent, match=rf"{db}\.runs does not exist"):
+    with pytest.raises(TableAbsent, match=rf"{db}\.runs does not exist"):
         _run("clickhouse.tenant_volume", _clients(url))
 
 
@@ -422,7 +429,7 @@ def test_ingestion_delay_under_a_small_row_limit_is_right_or_says_it_is_a_sample
     assert "a sample of the freshest inserts: the 1 smallest of 2 parts" in ev.summary
     assert "No runs" not in ev.summary and "not reaching" not in ev.summary
     # A limit below every part: nothing is read, and that is an error, not "no runs".
-    with pytest.raises(chp.ReadLimitHit, match="larger than the read limit of 1000 rows"):
+    with pytest.raises(ReadLimitHit, match="larger than the read limit of 1000 rows"):
         _delay(clients.clickhouse, max_rows=1000)
 
 
@@ -460,7 +467,7 @@ def test_a_server_that_does_not_prune_parts_is_a_read_limit_not_an_empty_answer(
         return original(self, probe, sql, parameters)
 
     monkeypatch.setattr(type(clients.clickhouse), "query", query)
-    with pytest.raises(chp.ReadLimitHit, match="would pass the read limit of 5000000 rows"):
+    with pytest.raises(ReadLimitHit, match="would pass the read limit of 5000000 rows"):
         _delay_probe(clients)
 
 
@@ -487,7 +494,7 @@ def test_every_probe_query_runs_on_the_real_engine_with_a_langsmith_schema(langs
     for name, result in results.items():
         assert isinstance(result, EXPECTED_ERRORS if name in unknowable else Evidence), (name, result)
         assert str(getattr(result, "summary", result)).strip(), name
-    assert chp.part_pressure(clients.clickhouse, stuck_after_minutes=30).tables
+    assert part_pressure(clients.clickhouse, stuck_after_minutes=30).tables
     assert _delay(clients.clickhouse)["rows"] > 0
     # Every probe a catalog item names exists, and every item bound here is a ClickHouse probe.
     assert {i.probe for i in CATALOG.items if i.probe and i.probe.startswith("clickhouse.")} <= set(
@@ -535,7 +542,7 @@ def test_grants_file_parses_with_the_engines_parser_and_grants_only_reads(clickh
     for stmt in statements:
         match = re.match(r"GRANT (.+) ON \S+ TO lsready_reader$", stmt)
         if match:
-            privileges |= set(chp._split_privileges(match.group(1)))
+            privileges |= set(split_privileges(match.group(1)))
     allowed = {"SELECT", "SHOW ROW POLICIES", "SHOW USERS", "SHOW ROLES", "SHOW TABLES", "SHOW COLUMNS",
                "REMOTE", "CREATE TEMPORARY TABLE"}  # fmt: skip
     assert privileges <= allowed
@@ -655,7 +662,7 @@ def _server_phase(data: str, phase: str) -> None:
             admin.query("SELECT count() FROM default.feedbacks")
             out["feedbacks"] = "readable"
         except Exception as exc:
-            out["feedbacks"] = f"code {chp.error_code(exc)}"
+            out["feedbacks"] = f"code {error_code(exc)}"
     print("RESULT " + json.dumps(out, default=str))
     sys.stdout.flush()
     del engine
@@ -670,7 +677,7 @@ def _time_out(admin: Any) -> None:
             settings={"max_execution_time": 1},
         )
     except Exception as exc:
-        assert chp.error_code(exc) == chp.TIMEOUT_EXCEEDED, exc
+        assert error_code(exc) == TIMEOUT_EXCEEDED, exc
     else:
         raise AssertionError("the query was meant to time out")
 
@@ -773,7 +780,7 @@ def test_every_probe_runs_as_the_lsready_user_with_only_the_shipped_grants(serve
     # Its own grants are not LangSmith's: checked only once it is told LangSmith's user.
     assert "cannot write, so not LangSmith's" in denied.pop("clickhouse.permissions")
     assert denied == {}, denied
-    assert lsready["feedbacks"] == f"code {chp.ACCESS_DENIED}"  # the grants are really enforced
+    assert lsready["feedbacks"] == f"code {ACCESS_DENIED}"  # the grants are really enforced
     # SHOW TABLES on the database keeps every LangSmith table visible; SHOW USERS / ROW POLICIES
     # let it read LangSmith's grants and policies.
     assert lsready["clickhouse.replicated"]["observed"]["tables"] == admin["replicated"]["observed"]["tables"]

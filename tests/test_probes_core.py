@@ -39,7 +39,7 @@ def test_postgres_connections_pass_then_fail_as_connections_open(postgres_url):
     max_conn = clients.postgres.query("SELECT current_setting('max_connections')::int AS m")[0]["m"]
     # Fail when a quarter of the usable connections are in use.
     params = {"warn_ratio": 0.1, "fail_ratio": 0.25}
-    assert postgres.max_connections(clients, params).status is Status.PASS
+    assert postgres.PROBES["postgres.max_connections"](clients, params).status is Status.PASS
     held = [psycopg.connect(postgres_url) for _ in range(int(max_conn * 0.3))]
     try:
         ev = postgres.max_connections(clients, params)
@@ -67,4 +67,4 @@ def test_clickhouse_migrations_clean_dirty_and_missing(clickhouse):
 
 
 def clickhouse_probe(clients):
-    return clickhouse.migrations(clients, {})
+    return clickhouse.PROBES["clickhouse.migrations"](clients, {})

@@ -20,8 +20,24 @@ from checks.clients import Clients
 from checks.cluster import READ_KINDS
 from checks.config import TargetConfig
 from checks.model import Status
-from checks.probes import blob, network
-from checks.probes import kubernetes as k8s
+from checks.probes import blob, k8s, network
+from checks.probes.k8s.autoscaling import (
+    hpa_configured,
+    hpa_metrics,
+    hpa_scaled,
+    keda_hpa_interaction,
+    read_write_scaling,
+    resources_set,
+)
+from checks.probes.k8s.monitoring import alerts, monitoring
+from checks.probes.k8s.sizing import (
+    async_insert_wait,
+    clickhouse_iops,
+    clickhouse_node_size,
+    clickhouse_replicas,
+    clickhouse_ssd,
+)
+from checks.probes.k8s.storage import default_storage_class, ebs_csi_driver, volume_expansion
 from checks.probes.release import hook_jobs
 from checks.registry import load_catalog
 from checks.runner import run_checks
@@ -93,12 +109,12 @@ def test_chart_defaults_name_what_fails(servers):
 def test_clickhouse_statefulset_replicas_and_size_fail_on_defaults_and_pass_in_production(servers, source):
     defaults, prod = _clients(servers, chart_defaults(), source), _clients(servers, production(), source)
     size = {"min_cpus": 8, "min_memory_gib": 32}
-    replicas = k8s.clickhouse_replicas(defaults, {"min": 3})
+    replicas = clickhouse_replicas(defaults, {"min": 3})
     assert replicas.status is F and "runs 1 ClickHouse replica" in replicas.summary
-    assert k8s.clickhouse_replicas(prod, {"min": 3}).status is P
+    assert clickhouse_replicas(prod, {"min": 3}).status is P
     # Chart defaults request 3500m / 12Gi and only limit at 8 / 32Gi: not guaranteed.
-    assert k8s.clickhouse_node_size(defaults, size).status is W
-    assert k8s.clickhouse_node_size(prod, size).status is P
+    assert clickhouse_node_size(defaults, size).status is W
+    assert clickhouse_node_size(prod, size).status is P
 
 
 def test_every_kubernetes_request_of_a_full_run_is_allowed_by_deploy_rbac_and_every_rule_is_used(
@@ -158,7 +174,7 @@ def test_ebs_items_do_not_apply_on_a_non_aws_cluster(servers):
 
 def test_eks_is_recognised_from_node_labels_alone(servers):
     labelled = node("n1", "", {"eks.amazonaws.com/compute-type": "auto"})
-    assert k8s.ebs_csi_driver(_clients(servers, _with(production(), nodes=[labelled])), {}).status is P
+    assert ebs_csi_driver(_clients(servers, _with(production(), nodes=[labelled])), {}).status is P
 
 
 def test_external_clickhouse_leaves_storage_items_to_a_person(servers):
@@ -188,8 +204,8 @@ def test_clickhouse_volume_type_decides_ssd_and_iops(servers, params, ssd, iops)
     ]
     clients = _clients(servers, objects, "snapshot")
     thresholds = CATALOG.get("clickhouse.iops").thresholds
-    assert k8s.clickhouse_ssd(clients, {}).status is ssd
-    result = k8s.clickhouse_iops(clients, thresholds)
+    assert clickhouse_ssd(clients, {}).status is ssd
+    result = clickhouse_iops(clients, thresholds)
     assert result.status is iops
     if params == {"type": "gp3"}:
         assert "3000 IOPS and 125 MiB/s (gp3 defaults)" in result.summary
@@ -199,8 +215,8 @@ def test_unknown_provisioner_asks_for_attestation_rather_than_guessing(servers):
     objects = production()
     objects["storageclasses"] = [storageclass("gp3", "rancher.io/local-path", default=True)]
     clients = _clients(servers, objects, "snapshot")
-    assert k8s.clickhouse_ssd(clients, {}).status is W
-    assert k8s.clickhouse_iops(clients, CATALOG.get("clickhouse.iops").thresholds).status is W
+    assert clickhouse_ssd(clients, {}).status is W
+    assert clickhouse_iops(clients, CATALOG.get("clickhouse.iops").thresholds).status is W
 
 
 def test_pvc_stuck_resizing_warns(servers):
@@ -208,14 +224,14 @@ def test_pvc_stuck_resizing_warns(servers):
     objects["persistentvolumeclaims"][0]["status"]["conditions"] = [
         {"type": "FileSystemResizePending", "status": "True"}
     ]
-    result = k8s.volume_expansion(_clients(servers, objects, "snapshot"), {})
+    result = volume_expansion(_clients(servers, objects, "snapshot"), {})
     assert result.status is W and "data-langsmith-clickhouse-0 (FileSystemResizePending)" in result.summary
 
 
 def test_two_default_storage_classes_warn(servers):
     objects = production()
     objects["storageclasses"].append(storageclass("gp3-b", "ebs.csi.aws.com", default=True))
-    assert k8s.default_storage_class(_clients(servers, objects, "snapshot"), {}).status is W
+    assert default_storage_class(_clients(servers, objects, "snapshot"), {}).status is W
 
 
 def test_missing_autoscaler_only_on_the_ui_services_warns(servers):
@@ -223,7 +239,7 @@ def test_missing_autoscaler_only_on_the_ui_services_warns(servers):
     objects["horizontalpodautoscalers"] = [
         h for h in objects["horizontalpodautoscalers"] if h["metadata"]["name"] != f"{FULLNAME}-frontend"
     ]
-    result = k8s.hpa_configured(_clients(servers, objects, "snapshot"), {})
+    result = hpa_configured(_clients(servers, objects, "snapshot"), {})
     assert result.status is W and "langsmith-frontend" in result.summary
 
 
@@ -233,14 +249,14 @@ def test_write_path_without_autoscaling_fails_read_write_scaling(servers):
     objects["horizontalpodautoscalers"] = [
         h for h in objects["horizontalpodautoscalers"] if h["metadata"]["name"] not in write
     ]
-    result = k8s.read_write_scaling(_clients(servers, objects, "snapshot"), {})
+    result = read_write_scaling(_clients(servers, objects, "snapshot"), {})
     assert result.status is F and "write path" in result.summary
 
 
 def test_hpa_without_metrics_fails_naming_the_reason(servers):
     objects = production()
     objects["horizontalpodautoscalers"][0] = hpa(f"{FULLNAME}-backend", 3, 10, healthy=False)
-    result = k8s.hpa_metrics(_clients(servers, objects, "snapshot"), {})
+    result = hpa_metrics(_clients(servers, objects, "snapshot"), {})
     assert result.status is F
     assert "langsmith-backend ScalingActive=False (FailedGetResourceMetric)" in result.summary
     assert "no current metric values" in result.summary
@@ -250,7 +266,7 @@ def test_hpas_that_never_scaled_warn_to_load_test(servers):
     objects = production()
     objects["horizontalpodautoscalers"][1] = hpa(f"{FULLNAME}-platform-backend", 3, 20, scaled_ago=None)
     objects["horizontalpodautoscalers"][2] = hpa(f"{FULLNAME}-queue", 3, 20, scaled_ago=timedelta(days=90))
-    result = k8s.hpa_scaled(_clients(servers, objects, "snapshot"), {"scaled_within_days": 30})
+    result = hpa_scaled(_clients(servers, objects, "snapshot"), {"scaled_within_days": 30})
     assert result.status is W and "never seen scaling, load-test it" in result.summary
     assert "langsmith-platform-backend" in result.summary and "langsmith-queue" in result.summary
 
@@ -258,7 +274,7 @@ def test_hpas_that_never_scaled_warn_to_load_test(servers):
 def test_container_without_requests_fails_resources(servers):
     objects = production()
     del objects["deployments"][0]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
-    result = k8s.resources_set(_clients(servers, objects, "snapshot"), {})
+    result = resources_set(_clients(servers, objects, "snapshot"), {})
     assert result.status is F and "langsmith-backend/backend (cpu/memory)" in result.summary
 
 
@@ -278,7 +294,7 @@ def test_keda_and_a_separate_hpa_on_the_same_deployment_fail(servers):
     clients = _clients(
         servers, _keda(production(), extra_hpa=True, own_hpa_name=f"{FULLNAME}-queue"), "snapshot"
     )
-    result = k8s.keda_hpa_interaction(clients, {})
+    result = keda_hpa_interaction(clients, {})
     assert result.status is F and "ScaledObject langsmith-queue and HPA queue-by-hand" in result.summary
 
 
@@ -286,12 +302,12 @@ def test_keda_and_a_separate_hpa_on_the_same_deployment_fail(servers):
 def test_keda_alone_passes_with_its_triggers_as_evidence(servers, own_hpa_name):
     objects = _keda(production(), extra_hpa=False, own_hpa_name=own_hpa_name)
     clients = _clients(servers, objects, "snapshot")
-    result = k8s.keda_hpa_interaction(clients, {})
+    result = keda_hpa_interaction(clients, {})
     assert (
         result.status is P
         and "metrics-api http://langsmith-backend:1984/metrics/queue/default" in result.summary
     )
-    assert k8s.hpa_configured(clients, {}).status is P  # a ScaledObject counts as the queue's autoscaler
+    assert hpa_configured(clients, {}).status is P  # a ScaledObject counts as the queue's autoscaler
 
 
 def test_keda_manual_items_list_triggers_until_attested(servers):
@@ -304,17 +320,17 @@ def test_keda_manual_items_list_triggers_until_attested(servers):
 def test_monitoring_of_only_some_datastores_warns_naming_the_rest(servers):
     objects = production()
     objects["deployments"] = [d for d in objects["deployments"] if "exporter" not in d["metadata"]["name"]]
-    result = k8s.monitoring(_clients(servers, objects, "snapshot"), {})
+    result = monitoring(_clients(servers, objects, "snapshot"), {})
     assert result.status is W and "not Redis, PostgreSQL" in result.summary
 
 
 def test_alert_rules_that_miss_saturation_warn(servers):
     objects = production()
     objects["prometheusrules"][0]["spec"]["groups"][0]["rules"].pop(1)
-    result = k8s.alerts(_clients(servers, objects, "snapshot"), {"ingestion_delay_p95_s": 60})
+    result = alerts(_clients(servers, objects, "snapshot"), {"ingestion_delay_p95_s": 60})
     assert result.status is W and "query saturation" in result.summary
 
 
 def test_async_insert_wait_found_through_an_envfrom_configmap(servers):
-    result = k8s.async_insert_wait(_clients(servers, production(), "snapshot"), {})
+    result = async_insert_wait(_clients(servers, production(), "snapshot"), {})
     assert result.status is P and result.observed["set_on"]["langsmith-queue"] == "0"

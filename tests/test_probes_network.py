@@ -15,7 +15,17 @@ from checks.clients import Clients
 from checks.config import TargetConfig
 from checks.errors import LsreadyError
 from checks.model import Status
-from checks.probes import network
+from checks.probes.network import latency, transport
+from checks.probes.network.ingress import (
+    NGINX_BODY,
+    NGINX_READ,
+    max_body_size,
+    nginx_seconds,
+    nginx_size,
+    proxy_timeouts,
+)
+from checks.probes.network.latency import blob_acl, clickhouse_target, postgres_target, service_latency
+from checks.probes.network.transport import POSTGRES_SSLREQUEST
 
 BODY = {"expected_payload_mb": 25}
 TIMEOUTS = {"min_read_timeout_s": 300}
@@ -58,23 +68,23 @@ def _behind(ingress, *classes):
                        ("0", 0), ("10mb", None)]
 )  # fmt: skip
 def test_nginx_sizes_parse_like_nginx(text, size):
-    assert network.nginx_size(text) == size
+    assert nginx_size(text) == size
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"), [("300", 300), ("300s", 300), ("5m", 300), ("1h", 3600), ("x", None)]
 )
 def test_nginx_times_parse_like_nginx(text, seconds):
-    assert network.nginx_seconds(text) == seconds
+    assert nginx_seconds(text) == seconds
 
 
 def test_nginx_ingress_without_annotations_cuts_bodies_at_1m_and_reads_at_60s(servers):
     objects = _behind(_ingress("nginx"), _ingress_class("nginx", "k8s.io/ingress-nginx"))
     clients = _clients(servers, objects)
-    body = network.max_body_size(clients, BODY)
+    body = max_body_size(clients, BODY)
     assert body.status is Status.FAIL
     assert "Ingress langsmith (nginx) accepts bodies up to 1 MiB (ingress-nginx default 1m)" in body.summary
-    timeouts = network.proxy_timeouts(clients, TIMEOUTS)
+    timeouts = proxy_timeouts(clients, TIMEOUTS)
     assert (
         timeouts.status is Status.FAIL
         and "cuts reads at 60 s (ingress-nginx default 60s)" in timeouts.summary
@@ -82,34 +92,34 @@ def test_nginx_ingress_without_annotations_cuts_bodies_at_1m_and_reads_at_60s(se
 
 
 def test_nginx_ingress_annotations_raise_both_limits(servers):
-    annotations = {network.NGINX_BODY: "200m", network.NGINX_READ: "600"}
+    annotations = {NGINX_BODY: "200m", NGINX_READ: "600"}
     objects = _behind(_ingress("nginx", annotations), _ingress_class("nginx", "k8s.io/ingress-nginx"))
     clients = _clients(servers, objects)
-    assert network.max_body_size(clients, BODY).status is Status.PASS
-    assert network.proxy_timeouts(clients, TIMEOUTS).status is Status.PASS
+    assert max_body_size(clients, BODY).status is Status.PASS
+    assert proxy_timeouts(clients, TIMEOUTS).status is Status.PASS
 
 
 def test_ingress_without_a_class_uses_the_default_ingress_class(servers):
     objects = _behind(_ingress(), _ingress_class("public", "k8s.io/ingress-nginx", default=True))
-    assert network.max_body_size(_clients(servers, objects), BODY).status is Status.FAIL
+    assert max_body_size(_clients(servers, objects), BODY).status is Status.FAIL
 
 
 def test_legacy_class_annotation_is_honoured(servers):
-    objects = _behind(_ingress(class_annotation="nginx", annotations={network.NGINX_BODY: "50m"}))
-    result = network.max_body_size(_clients(servers, objects), BODY)
+    objects = _behind(_ingress(class_annotation="nginx", annotations={NGINX_BODY: "50m"}))
+    result = max_body_size(_clients(servers, objects), BODY)
     assert result.status is Status.PASS and "50 MiB" in result.summary
 
 
 def test_alb_without_idle_timeout_attribute_fails_at_its_60s_default(servers):
     objects = _behind(_ingress("alb"), _ingress_class("alb", "ingress.k8s.aws/alb"))
-    result = network.proxy_timeouts(_clients(servers, objects), TIMEOUTS)
+    result = proxy_timeouts(_clients(servers, objects), TIMEOUTS)
     assert result.status is Status.FAIL and "ALB default idle timeout 60s" in result.summary
-    assert network.max_body_size(_clients(servers, objects), BODY).status is Status.PASS
+    assert max_body_size(_clients(servers, objects), BODY).status is Status.PASS
 
 
 def test_unknown_ingress_controller_warns_instead_of_guessing(servers):
     objects = _behind(_ingress("traefik"), _ingress_class("traefik", "traefik.io/ingress-controller"))
-    result = network.max_body_size(_clients(servers, objects), BODY)
+    result = max_body_size(_clients(servers, objects), BODY)
     assert result.status is Status.WARN and "traefik.io/ingress-controller" in result.summary
 
 
@@ -121,7 +131,7 @@ def test_nlb_in_front_of_the_frontend_passes_timeouts(servers):
     objects["services"] = [
         s for s in objects["services"] if s["metadata"]["name"] != f"{FULLNAME}-frontend"
     ] + [nlb]
-    result = network.proxy_timeouts(_clients(servers, objects), TIMEOUTS)
+    result = proxy_timeouts(_clients(servers, objects), TIMEOUTS)
     assert result.status is Status.PASS and "NLB fixed TCP idle timeout 350s" in result.summary
 
 
@@ -129,7 +139,7 @@ def test_missing_frontend_configmap_is_unknown_naming_it(servers):
     objects = production()
     objects["configmaps"] = []
     with pytest.raises(LsreadyError, match="ConfigMap langsmith-frontend"):
-        network.max_body_size(_clients(servers, objects), BODY)
+        max_body_size(_clients(servers, objects), BODY)
 
 
 # -- silent and answering servers -----------------------------------------------------------------
@@ -260,7 +270,7 @@ def _blob(endpoint):
 
 
 def test_blob_endpoint_that_answers_http_passes_with_connect_and_reply_times(s3_endpoint):
-    result = network.blob_acl(_clients(blob=_blob(s3_endpoint)), {})
+    result = blob_acl(_clients(blob=_blob(s3_endpoint)), {})
     assert result.status is Status.PASS, result.summary
     assert result.observed["tls"] is False and result.observed["reply"].startswith("HTTP ")
     assert result.observed["connect_ms"] >= 0 and result.observed["reply_ms"] >= 0
@@ -269,7 +279,7 @@ def test_blob_endpoint_that_answers_http_passes_with_connect_and_reply_times(s3_
 
 def test_blob_endpoint_that_accepts_tcp_but_never_answers_http_fails(blackhole):
     clients = _clients(blob=_blob(f"http://127.0.0.1:{blackhole.port}"), timeout_s=QUICK)
-    result = network.blob_acl(clients, {})
+    result = blob_acl(clients, {})
     assert result.status is Status.FAIL
     assert "accepts TCP but does not answer HTTP" in result.summary
     assert "accepted a TCP connection in" in result.summary
@@ -278,14 +288,14 @@ def test_blob_endpoint_that_accepts_tcp_but_never_answers_http_fails(blackhole):
 
 
 def test_refused_blob_endpoint_fails_with_the_reason(unused_port):
-    result = network.blob_acl(_clients(blob=_blob(f"http://127.0.0.1:{unused_port}")), {})
+    result = blob_acl(_clients(blob=_blob(f"http://127.0.0.1:{unused_port}")), {})
     assert result.status is Status.FAIL and "TCP connect to" in result.summary
     assert "connection refused" in result.summary
 
 
 def test_https_endpoint_without_a_tls_answer_fails_at_the_handshake(blackhole):
     clients = _clients(blob=_blob(f"https://127.0.0.1:{blackhole.port}"), timeout_s=QUICK)
-    result = network.blob_acl(clients, {})
+    result = blob_acl(clients, {})
     assert result.status is Status.FAIL and "TLS handshake with" in result.summary
     assert "no answer within" in result.summary and "answered" not in result.summary
 
@@ -293,7 +303,7 @@ def test_https_endpoint_without_a_tls_answer_fails_at_the_handshake(blackhole):
 def test_https_endpoint_silent_after_the_handshake_fails(tls_server):
     server = tls_server(answer=False)
     clients = _clients(blob=_blob(f"https://127.0.0.1:{server.port}"), timeout_s=QUICK)
-    result = network.blob_acl(clients, {})
+    result = blob_acl(clients, {})
     assert result.status is Status.FAIL
     assert "accepted a TCP connection in" in result.summary and "and a TLS handshake" in result.summary
     assert "did not answer HTTP HEAD /" in result.summary
@@ -303,7 +313,7 @@ def test_https_endpoint_silent_after_the_handshake_fails(tls_server):
 def test_untrusted_certificate_is_named_but_the_answer_still_proves_reachability(tls_server):
     server = tls_server(answer=True)
     clients = _clients(blob=_blob(f"https://127.0.0.1:{server.port}"), timeout_s=QUICK)
-    result = network.blob_acl(clients, {})
+    result = blob_acl(clients, {})
     assert result.status is Status.WARN
     assert "answered HEAD / with HTTP 403" in result.summary and "the network path is open" in result.summary
     assert "certificate does not verify here: certificate rejected" in result.summary
@@ -311,7 +321,7 @@ def test_untrusted_certificate_is_named_but_the_answer_still_proves_reachability
 
 
 def test_blob_endpoint_name_that_does_not_resolve_fails():
-    result = network.blob_acl(_clients(blob=_blob("https://s3.nowhere.invalid")), {})
+    result = blob_acl(_clients(blob=_blob("https://s3.nowhere.invalid")), {})
     assert result.status is Status.FAIL and "the name does not resolve" in result.summary
 
 
@@ -321,7 +331,7 @@ def test_blob_endpoint_falls_back_to_langsmiths_s3_api_url(servers, s3_endpoint)
         for var in dep["spec"]["template"]["spec"]["containers"][0].get("env", []):
             if var["name"] == "S3_API_URL":
                 var["value"] = s3_endpoint
-    result = network.blob_acl(_clients(servers, objects), {})
+    result = blob_acl(_clients(servers, objects), {})
     assert (
         result.status is Status.PASS and result.observed["from"] == "S3_API_URL on the LangSmith Deployments"
     )
@@ -343,15 +353,15 @@ def test_blob_endpoint_falls_back_to_langsmiths_s3_api_url(servers, s3_endpoint)
     ],
 )
 def test_postgres_urls_point_where_libpq_would_connect(url, target):
-    t = network.postgres_target(url)
-    assert (t.host, t.port, t.path) == target and t.ask is network.POSTGRES_SSLREQUEST
+    t = postgres_target(url)
+    assert (t.host, t.port, t.path) == target and t.ask is POSTGRES_SSLREQUEST
 
 
 def test_datastores_without_a_network_endpoint_are_not_measured():
-    assert "libpq's default local socket" in network.postgres_target("postgresql://u@/db")
-    assert "chdb" in network.clickhouse_target("chdb:///tmp/ch")
+    assert "libpq's default local socket" in postgres_target("postgresql://u@/db")
+    assert "chdb" in clickhouse_target("chdb:///tmp/ch")
     with pytest.raises(LsreadyError, match=r"nothing to measure.*clickhouse not measured \(embedded chdb"):
-        network.service_latency(_clients(clickhouse={"url": "chdb:///tmp/ch"}), LATENCY)
+        service_latency(_clients(clickhouse={"url": "chdb:///tmp/ch"}), LATENCY)
 
 
 def test_silent_datastores_are_not_reported_as_answering(blackhole):
@@ -362,7 +372,7 @@ def test_silent_datastores_are_not_reported_as_answering(blackhole):
         postgres={"url": f"postgresql://u:secret@{hole}/db"},
         clickhouse={"url": f"http://default:secret@{hole}/default"},
     )
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.WARN
     assert "3 of 3 target(s)" in result.summary and "answered" not in result.summary
     for name, request in (
@@ -379,7 +389,7 @@ def test_silent_datastores_are_not_reported_as_answering(blackhole):
 
 def test_silent_datastore_on_a_unix_socket_is_not_answering(unix_blackhole):
     clients = _clients(timeout_s=QUICK, redis={"url": f"unix://{unix_blackhole}?db=0"})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.WARN and "did not answer Redis PING" in result.summary
     assert result.observed["targets"]["redis"]["target"] == f"unix:{unix_blackhole}"
 
@@ -387,7 +397,7 @@ def test_silent_datastore_on_a_unix_socket_is_not_answering(unix_blackhole):
 def test_a_reply_in_another_protocol_is_named_not_taken_for_an_answer(clickhouse_http):
     # A Redis URL pointing at an HTTP server: the server replies, but not in RESP.
     clients = _clients(timeout_s=QUICK, redis={"url": clickhouse_http.replace("http://", "redis://", 1)})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.WARN
     assert (
         "redis answered Redis PING with '<!DOCTYPE HTML>'," in result.summary
@@ -397,20 +407,20 @@ def test_a_reply_in_another_protocol_is_named_not_taken_for_an_answer(clickhouse
 
 def test_missing_postgres_socket_warns():
     clients = _clients(timeout_s=QUICK, postgres={"url": "postgresql://u@/db?host=/nonexistent-lsr"})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.WARN and "postgres: no socket at that path" in result.summary
 
 
 def test_real_datastores_answer_and_services_only_accept(
     servers, blackhole, monkeypatch, redis_url, postgres_url, clickhouse_http
 ):
-    real = network._resolve
+    real = transport._resolve
 
     def cluster_dns(host, port):
         # Stand-in for cluster DNS: every Service name lands on the silent listener.
         return ("127.0.0.1", blackhole.port) if host.endswith(".svc.cluster.local") else real(host, port)
 
-    monkeypatch.setattr(network, "_resolve", cluster_dns)
+    monkeypatch.setattr(transport, "_resolve", cluster_dns)
     clients = _clients(
         servers,
         production(),
@@ -420,7 +430,7 @@ def test_real_datastores_answer_and_services_only_accept(
         postgres={"url": postgres_url},
         clickhouse={"url": clickhouse_http},
     )
-    result = network.service_latency(clients, {"warn_ms": 500})
+    result = service_latency(clients, {"warn_ms": 500})
     assert result.status is Status.PASS, result.summary
     targets = result.observed["targets"]
     assert targets["redis"]["reply"].startswith(("+PONG", "-NOAUTH"))
@@ -436,7 +446,7 @@ def test_snapshot_run_measures_datastores_but_not_services(servers, redis_url):
     # The password is in the URL lsready reads, but PING is sent without it and it is never reported.
     url = redis_url.replace("redis://", "redis://:secret@", 1)
     clients = _clients(servers, production(), timeout_s=QUICK, redis={"url": url})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.UNKNOWN and "read from a snapshot" in result.summary
     assert "the datastores answered a protocol request within 50 ms (redis answered PING in" in result.summary
     assert result.observed["targets"]["redis"]["target"] == url.split("@", 1)[1].rsplit("/", 1)[0]
@@ -444,22 +454,22 @@ def test_snapshot_run_measures_datastores_but_not_services(servers, redis_url):
 
 
 def test_out_of_cluster_run_reports_that_service_names_do_not_resolve(servers, postgres_url, monkeypatch):
-    monkeypatch.setattr(network, "CLUSTER_DOMAIN", "cluster.invalid")
+    monkeypatch.setattr(latency, "CLUSTER_DOMAIN", "cluster.invalid")
     clients = _clients(servers, production(), "api", timeout_s=QUICK, postgres={"url": postgres_url})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.UNKNOWN and "do not resolve where lsready runs" in result.summary
     assert "postgres answered SSLRequest in" in result.summary
 
 
 def test_in_cluster_run_measures_every_langsmith_service(servers, blackhole, monkeypatch):
-    real = network._resolve
+    real = transport._resolve
 
     def cluster_dns(host, port):
         # Stand-in for cluster DNS: every Service name answers on the local listener.
         return ("127.0.0.1", blackhole.port) if host.endswith(".svc.cluster.local") else real(host, port)
 
-    monkeypatch.setattr(network, "_resolve", cluster_dns)
-    result = network.service_latency(_clients(servers, production(), "api"), LATENCY)
+    monkeypatch.setattr(transport, "_resolve", cluster_dns)
+    result = service_latency(_clients(servers, production(), "api"), LATENCY)
     assert result.status is Status.PASS
     assert "accepted a TCP connection" in result.summary and "answered" not in result.summary
     services = {n for n in result.observed["targets"] if n.startswith("service ")}
@@ -469,10 +479,10 @@ def test_in_cluster_run_measures_every_langsmith_service(servers, blackhole, mon
 
 def test_refused_datastore_warns_with_the_reason(unused_port):
     clients = _clients(clickhouse={"url": f"http://default:pw@127.0.0.1:{unused_port}/default"})
-    result = network.service_latency(clients, LATENCY)
+    result = service_latency(clients, LATENCY)
     assert result.status is Status.WARN and "clickhouse: connection refused" in result.summary
 
 
 def test_nothing_to_measure_is_unknown():
     with pytest.raises(LsreadyError, match="nothing to measure"):
-        network.service_latency(_clients(), LATENCY)
+        service_latency(_clients(), LATENCY)

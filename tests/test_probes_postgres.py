@@ -28,8 +28,17 @@ from checks import endpoints
 from checks.clients import Clients
 from checks.config import TargetConfig
 from checks.model import Status
-from checks.probes import postgres as probes
 from checks.probes.common import quantity
+from checks.probes.postgres.connections import backend_ages, pooling_verdict
+from checks.probes.postgres.server import (
+    POOLER_PORT,
+    REQUIRED_EXTENSIONS,
+    ROUND_TRIPS_PER_QUERY,
+    ServerFacts,
+    host_placement,
+    server_provider,
+)
+from checks.probes.postgres.storage import Archiving, backup_verdict, disk_verdict
 from checks.registry import load_catalog
 from checks.runner import run_checks
 from runbooks.demo.engines import free_port
@@ -257,10 +266,10 @@ def private_lsr_url(private_pg: PrivatePostgres) -> Iterator[str]:
 def test_local_server_without_contrib_is_not_passed_as_managed(lsr_url, admin):
     ev = run("postgres.managed", lsr_url)
     available = {r[0] for r in admin.execute("SELECT name FROM pg_available_extensions").fetchall()}
-    expected = Status.WARN if not set(probes.REQUIRED_EXTENSIONS) <= available else Status.MANUAL
+    expected = Status.WARN if not set(REQUIRED_EXTENSIONS) <= available else Status.MANUAL
     assert ev.status is expected, ev.summary
     assert ev.observed["placement"] == "local" and ev.observed["server_version"].startswith("1")
-    assert set(ev.observed["extensions"]["unavailable"]) == set(probes.REQUIRED_EXTENSIONS) - available
+    assert set(ev.observed["extensions"]["unavailable"]) == set(REQUIRED_EXTENSIONS) - available
 
 
 def test_server_below_minimum_version_fails(lsr_url):
@@ -292,7 +301,7 @@ def test_local_single_server_without_standby_needs_a_person(lsr_url):
     ],
 )
 def test_placement_from_the_configured_url(url, kind, provider):
-    place = probes.host_placement(endpoints.postgres(url))
+    place = host_placement(endpoints.postgres(url))
     assert (place.kind, place.provider) == (kind, provider)
 
 
@@ -308,7 +317,7 @@ def test_placement_from_the_configured_url(url, kind, provider):
     ],
 )
 def test_provider_from_server_settings_roles_and_functions(settings, rds_superuser, aurora, provider):
-    assert probes.server_provider(settings, rds_superuser, aurora)[0] == provider
+    assert server_provider(settings, rds_superuser, aurora)[0] == provider
 
 
 # --- postgres.storage_latency ----------------------------------------------------------------
@@ -319,7 +328,7 @@ def test_fast_server_round_trip_passes(lsr_url):
     assert ev.status is Status.PASS, ev.summary
     assert ev.observed["roundtrip_ms"] < 20 and "not an IOPS measurement" in ev.summary
     assert ev.observed["track_io_timing"] in ("on", "off")
-    assert ev.observed["round_trips_per_query"] == probes.ROUND_TRIPS_PER_QUERY == 1
+    assert ev.observed["round_trips_per_query"] == ROUND_TRIPS_PER_QUERY == 1
 
 
 def test_slow_network_round_trip_warns(private_pg, private_lsr_url):
@@ -402,14 +411,14 @@ def test_recent_wal_archiving_passes_and_a_newer_failure_fails(private_pg, priva
 
 
 def test_managed_service_backups_need_a_person():
-    facts = probes.ServerFacts(
+    facts = ServerFacts(
         endpoint=endpoints.postgres("postgresql://u@ls.abc.us-east-1.rds.amazonaws.com/ls"),
-        placement=probes.host_placement(endpoints.postgres("postgresql://u@ls.abc.us-east-1.rds.amazonaws.com/ls")),
+        placement=host_placement(endpoints.postgres("postgresql://u@ls.abc.us-east-1.rds.amazonaws.com/ls")),
         version_num=160004, server_version="16.4", version="PostgreSQL 16.4", database="ls",
         server_port=5432, in_recovery=False,
     )  # fmt: skip
-    arch = probes.Archiving("on", "/etc/rds/dbbin/pgscripts/rds_wal_archive %p", "", 10, 0, 30.0, False)
-    status, summary = probes.backup_verdict(facts, arch, [], 86400)
+    arch = Archiving("on", "/etc/rds/dbbin/pgscripts/rds_wal_archive %p", "", 10, 0, 30.0, False)
+    status, summary = backup_verdict(facts, arch, [], 86400)
     assert status is Status.MANUAL and "managed by the provider" in summary
 
 
@@ -440,10 +449,10 @@ def test_connection_through_a_proxy_port_needs_a_person(private_pg, private_lsr_
 
 def test_connection_through_pgbouncers_port_passes(private_pg, private_lsr_url):
     try:
-        context = forwarded(private_lsr_url, private_pg.port, listen=probes.POOLER_PORT)
+        context = forwarded(private_lsr_url, private_pg.port, listen=POOLER_PORT)
         proxied = context.__enter__()
     except OSError:
-        pytest.skip(f"port {probes.POOLER_PORT} is taken on this machine")
+        pytest.skip(f"port {POOLER_PORT} is taken on this machine")
     try:
         ev = run("postgres.pooling", proxied)
     finally:
@@ -462,7 +471,7 @@ def test_connection_through_pgbouncers_port_passes(private_pg, private_lsr_url):
     ],
 )
 def test_pooler_in_lsreadys_own_path_passes(url, status):
-    assert probes.pooling_verdict(endpoints.postgres(url), 5432, [], 3)[0] is status
+    assert pooling_verdict(endpoints.postgres(url), 5432, [], 3)[0] is status
 
 
 # --- postgres.connection_reuse ------------------------------------------------------------------
@@ -480,7 +489,7 @@ def test_lsreadys_own_pooled_connections_are_not_counted_as_client_backends(lsr_
         pg = clients.postgres
         own = pg.backend_pids()
         assert len(own) == 3
-        ages = probes.backend_ages(pg)
+        ages = backend_ages(pg)
         others = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
             " AND backend_start IS NOT NULL AND pid <> ALL(%s)",
@@ -570,7 +579,7 @@ def test_sizes_without_volume_capacity_need_a_person(lsr_url):
 def test_disk_usage_graded_against_known_capacity(used_gib, status):
     params = CATALOG.get("postgres.disk").thresholds
     pvc = {"name": "data-langsmith-postgres-0", "capacity_bytes": quantity("10Gi")}
-    assert probes.disk_verdict(used_gib * 2**30, pvc, params)[0] is status
+    assert disk_verdict(used_gib * 2**30, pvc, params)[0] is status
 
 
 def test_kubernetes_quantities_parse():

@@ -17,7 +17,7 @@ import yaml
 
 from checks.errors import LsreadyError
 from checks.model import Status
-from checks.probes.clickhouse import DiskUse
+from checks.probes.clickhouse.reads import DiskUse
 from checks.registry import load_catalog
 from runbooks.definitions import FALLBACK, RULES, RUNBOOKS, SIGNALS
 from runbooks.engine import RunbookError, diagnose, signals, validate, walk

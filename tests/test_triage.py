@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import cli
-from checks.clients import ClickHouseSession
 from checks.errors import LsreadyError
 from checks.model import Status
-from checks.probes.clickhouse import DiskUse
+from checks.probes.clickhouse.reads import DiskUse
+from checks.sessions import ClickHouseSession
 from conftest import make_config
 from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, SCENARIOS, Stage, play
 from runbooks.demo.schema import build_clickhouse

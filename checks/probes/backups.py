@@ -14,9 +14,9 @@ from typing import Any
 from checks.clients import Clients
 from checks.execution import no_answer, reason, run_probe
 from checks.model import Evidence, Status
-from checks.probes.clickhouse import _rows
+from checks.probes.clickhouse.reads import query_rows
 from checks.probes.common import human_duration
-from checks.probes.postgres import archiving
+from checks.probes.postgres.storage import archiving
 from checks.reach import unreachable
 from checks.reach import why as cause
 
@@ -24,7 +24,7 @@ from checks.reach import why as cause
 def clickhouse_backups(clients: Clients) -> tuple[str, dict[str, Any]]:
     """The newest BACKUPs this ClickHouse server ran (system.backups keeps those since it started)."""
     ch = clients.clickhouse
-    rows = _rows(
+    rows = query_rows(
         ch,
         "backups",
         "SELECT name, toString(status) AS status, dateDiff('second', end_time, now()) AS age_s, "

@@ -19,7 +19,7 @@ from checks.cluster import ClusterError
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
 from checks.objectstore import PROBE_PREFIX, ObjectStore
-from checks.probes.kubernetes import deployments, env_on, workload_env
+from checks.probes.k8s.objects import deployments, env_on, workload_env
 
 BLOB_COMPONENTS = ("backend", "platform-backend", "queue")
 BLOB_VARS = ("FF_BLOB_STORAGE_ENABLED", "BLOB_STORAGE_ENGINE", "S3_BUCKET_NAME", "S3_API_URL")

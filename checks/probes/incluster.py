@@ -20,12 +20,15 @@ from clickhouse_connect.driver.exceptions import OperationalError as ClickHouseU
 from psycopg.errors import QueryCanceled
 from redis.exceptions import ConnectionError as RedisUnreachable
 
-from checks.clients import BackendUnavailable, Clients, describe
+from checks.backends import BackendUnavailable, describe
+from checks.clients import Clients
 from checks.errors import LsreadyError, NotConfigured
 from checks.model import Evidence, Status
-from checks.probes import kubernetes as k8s
 from checks.probes.common import cluster_lookup
-from checks.probes.postgres import bundled_postgres
+from checks.probes.k8s.monitoring import scrape_coverage
+from checks.probes.k8s.sizing import clickhouse_node_size, clickhouse_replicas
+from checks.probes.k8s.storage import clickhouse_facts, external_clickhouse
+from checks.probes.postgres.server import bundled_postgres
 from checks.probes.redis import bundled_redis
 
 if TYPE_CHECKING:
@@ -124,15 +127,15 @@ postgres_not_embedded_view = _bundled_view(
 
 
 def clickhouse_replicas_view(clients: Clients, params: Mapping[str, Any], not_asked: str) -> Evidence:
-    ev = k8s.clickhouse_replicas(clients, params)
+    ev = clickhouse_replicas(clients, params)
     return replace(ev, summary=f"{ev.summary.rstrip('.')}; {not_asked}.")
 
 
 def clickhouse_replicas_max_view(clients: Clients, params: Mapping[str, Any], not_asked: str) -> Evidence:
     cluster = clients.cluster
-    facts = k8s.clickhouse_facts(cluster)
+    facts = clickhouse_facts(cluster)
     if facts is None:
-        ev = k8s.external_clickhouse(cluster, Status.MANUAL)
+        ev = external_clickhouse(cluster, Status.MANUAL)
         return replace(ev, summary=f"{ev.summary.rstrip('.')}; {not_asked}.")
     limit = int(params["max"])
     status = Status.FAIL if facts["replicas"] > limit else Status.PASS
@@ -146,7 +149,7 @@ def clickhouse_replicas_max_view(clients: Clients, params: Mapping[str, Any], no
 
 
 def clickhouse_node_size_view(clients: Clients, params: Mapping[str, Any], not_asked: str) -> Evidence:
-    ev = k8s.clickhouse_node_size(clients, params)
+    ev = clickhouse_node_size(clients, params)
     return replace(ev, summary=f"{ev.summary.rstrip('.')}; {not_asked}.")
 
 
@@ -154,7 +157,7 @@ def clickhouse_node_size_view(clients: Clients, params: Mapping[str, Any], not_a
 
 
 def _scrapers(cluster: Any, store: str) -> list[str]:
-    return k8s.scrape_coverage(cluster)[store]
+    return scrape_coverage(cluster)[store]
 
 
 def with_scraping(probe: ProbeFn, store: str) -> ProbeFn:

@@ -22,7 +22,7 @@ from typing import Any
 
 from checks.cluster import CHART_NAME, Cluster
 from checks.errors import LsreadyError
-from checks.probes.kubernetes import COMPONENTS, containers, deployments, meta, name_of, release_objects
+from checks.probes.k8s.objects import COMPONENTS, containers, deployments, meta, name_of, release_objects
 
 CHART_LABEL = "helm.sh/chart"
 VERSION_LABEL = "app.kubernetes.io/version"

@@ -14,15 +14,10 @@ from typing import Any
 
 from checks.cluster import Cluster
 from checks.errors import LsreadyError
-from checks.probes.clickhouse import _rows
-from checks.probes.kubernetes import (
-    autoscalers,
-    containers,
-    deployments,
-    name_of,
-    workload_env,
-)
-from checks.probes.network import frontend_nginx_conf, nginx_directive
+from checks.probes.clickhouse.reads import query_rows
+from checks.probes.k8s.autoscaling import autoscalers
+from checks.probes.k8s.objects import containers, deployments, name_of, workload_env
+from checks.probes.network.ingress import frontend_nginx_conf, nginx_directive
 from runbooks.preflight import values as vd
 from runbooks.preflight.context import PROBE_TAG, Context
 from runbooks.preflight.model import Level, Outcome
@@ -162,7 +157,7 @@ def _store_data(ctx: Context) -> dict[str, vd.StoreData]:
 def _clickhouse_bytes(ctx: Context) -> tuple[int | None, str]:
     try:
         ch = ctx.clients.clickhouse
-        rows = _rows(
+        rows = query_rows(
             ch,
             PROBE_TAG,
             "SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE database = {db:String} AND active",
@@ -185,7 +180,7 @@ def _ttl_estimate(ctx: Context, ttl_s: float) -> vd.TtlEstimate | None:
             "if(max_time > toDateTime(0), max_time, "
             "if(max_date > toDate(0), toDateTime(max_date) + 86399, NULL))"
         )
-        rows = _rows(
+        rows = query_rows(
             ch,
             PROBE_TAG,
             f"SELECT sumIf(rows, {newest} < now() - toIntervalSecond({{ttl:UInt64}})) AS r, "

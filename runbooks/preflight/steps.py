@@ -16,16 +16,12 @@ from checks.cluster import Cluster
 from checks.errors import LsreadyError
 from checks.model import Status
 from checks.probes import backups as backup_probe
-from checks.probes.clickhouse import disk_usage_by_replica, grade_part_pressure, part_pressure
-from checks.probes.clickhouse import migrations as clickhouse_migrations
+from checks.probes.clickhouse.reads import disk_usage_by_replica, grade_part_pressure, part_pressure
+from checks.probes.clickhouse.reads import migrations as clickhouse_migrations
 from checks.probes.common import human_duration, pct
-from checks.probes.kubernetes import (
-    clickhouse_storage,
-    deployments,
-    env_on,
-    name_of,
-)
-from checks.probes.postgres import disk as postgres_disk
+from checks.probes.k8s.objects import deployments, env_on, name_of
+from checks.probes.k8s.storage import clickhouse_storage
+from checks.probes.postgres.storage import disk as postgres_disk
 from checks.probes.redis import queue_depths
 from checks.probes.release import HOOK_JOBS, alembic_heads, api_info, hook_jobs, parse_version, versions
 from runbooks.preflight.changes import new_values

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checks.probes.common import human_bytes, human_duration, quantity
-from checks.probes.network import nginx_size
+from checks.probes.network.ingress import nginx_size
 from runbooks.preflight.model import Finding, Level
 
 # Top-level keys of charts/langsmith/values.yaml (chart 0.17).
