@@ -523,9 +523,10 @@ def test_many_young_backends_warn(lsr_url, postgres_url):
     held = [psycopg.connect(postgres_url) for _ in range(6)]
     try:
         for conn in held:
-            conn.execute("SELECT 1")
+            # The new sessions reach pg_stat_database as this command ends, before the first sample,
+            # so the probe sees young backends, not a burst of new sessions.
+            conn.execute("SELECT pg_stat_force_next_flush()")
             conn.rollback()
-        time.sleep(1.1)  # let the new sessions reach pg_stat_database before the first sample
         ev = run("postgres.connection_reuse", lsr_url, sample_seconds=0.3)
     finally:
         for conn in held:

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_until
 
 from bot.listeners.live import LiveMessage
 from bot.render.limits import Message
@@ -15,9 +16,11 @@ class RecordingClient:
         self.updates = []
         self.delay = delay
         self.lock = threading.Lock()
+        self.entered = threading.Event()  # set when an update reaches Slack
 
     def chat_update(self, channel, ts, text, blocks, **_):
-        time.sleep(self.delay)
+        self.entered.set()
+        time.sleep(self.delay)  # a slow Slack
         with self.lock:
             self.updates.append((time.monotonic(), text))
 
@@ -29,21 +32,29 @@ def render(steps):
 def test_updates_are_throttled_however_fast_steps_arrive_from_many_threads():
     client = RecordingClient()
     live = LiveMessage(client, "C1", "1.0", render, interval=0.2)
-    workers = [
-        threading.Thread(target=lambda: [(live.step(object()), time.sleep(0.01)) for _ in range(40)])
-        for _ in range(4)
-    ]
-    t0 = time.monotonic()
+    enough = threading.Event()
+
+    def work():
+        while not enough.is_set():
+            live.step(object())
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
     for w in workers:
         w.start()
-    for w in workers:
-        w.join()
+    try:
+        # Steps keep arriving as fast as four threads can send them until several updates went out.
+        wait_until(lambda: len(client.updates) >= 4, what="four intermediate updates")
+    finally:
+        enough.set()
+        for w in workers:
+            w.join()
     live.finish(Message("done", []))
-    elapsed = time.monotonic() - t0
-    assert len(live.steps) == 160
-    assert len(client.updates) <= elapsed / 0.2 + 2  # about one per interval, plus the final one
-    times = [t for t, _ in client.updates]
-    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times[:-1]))  # the final one may come sooner
+    intermediate = client.updates[:-1]
+    assert len(live.steps) > 10 * len(intermediate)  # many steps per update, never one each
+    times = [t for t, _ in intermediate]
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times))  # at most one per interval
+    counts = [int(text.split()[0]) for _, text in intermediate]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)  # each one newer than the last
     assert client.updates[-1][1] == "done"
 
 
@@ -51,15 +62,27 @@ def test_a_slow_intermediate_update_can_never_land_after_the_final_one():
     client = RecordingClient(delay=0.3)
     live = LiveMessage(client, "C1", "1.0", render, interval=0.05)
     live.step(object())
-    time.sleep(0.1)  # an intermediate update is now in flight
+    assert client.entered.wait(10)  # an intermediate update is now in flight
     live.finish(Message("final", []))
-    assert client.updates[-1][1] == "final"
+    assert [text for _, text in client.updates] == ["1 steps", "final"]
+
+
+class CountingEvent(threading.Event):
+    def __init__(self):
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        return super().wait(timeout)
 
 
 def test_no_update_is_sent_when_nothing_changed():
     client = RecordingClient()
-    live = LiveMessage(client, "C1", "1.0", render, interval=0.05)
-    time.sleep(0.2)
+    live = LiveMessage(client, "C1", "1.0", render, interval=0.02)
+    ticks = CountingEvent()
+    live._done = ticks  # the updater looks at it once per interval
+    wait_until(lambda: ticks.waits >= 5, what="five update intervals")
     live.finish(None)
     assert client.updates == []
 
@@ -84,27 +107,31 @@ def test_finish_gives_up_waiting_on_a_stuck_update_yet_the_final_one_still_lands
     client = StuckClient()
     live = LiveMessage(client, "C1", "1.0", render, interval=0.05)
     live.step(object())
-    deadline = time.monotonic() + 5
-    while client.calls < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the intermediate update is stuck inside Slack
+    wait_until(lambda: client.calls >= 1, what="the intermediate update stuck inside Slack")
     t0 = time.monotonic()
     live.finish(Message("final", []))
     assert time.monotonic() - t0 < 5  # the worker is free again long before Slack answers (10 s)
     assert client.updates == []
     client.release.set()
-    deadline = time.monotonic() + 5
-    while len(client.updates) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(client.updates) >= 2, what="both updates")
     assert [text for _, text in client.updates] == ["1 steps", "final"]
 
 
 def test_a_failed_final_update_is_raised_to_the_caller():
     class Failing(RecordingClient):
+        calls = 0
+
         def chat_update(self, channel, ts, text, blocks, **_):
+            self.calls += 1
             raise OSError("connection refused")
 
-    live = LiveMessage(Failing(), "C1", "1.0", render, interval=0.05)
+    client = Failing()
+    live = LiveMessage(client, "C1", "1.0", render, interval=0.02)
     live.step(object())
-    time.sleep(0.12)  # an intermediate update failed: logged, the updater carries on
+    # An intermediate update failed: logged, the updater carries on to a later interval.
+    ticks = CountingEvent()
+    live._done = ticks
+    wait_until(lambda: client.calls >= 1 and ticks.waits >= 2, what="a failed intermediate update")
     with pytest.raises(OSError, match="refused"):
         live.finish(Message("final", []))
+    assert client.calls == 2

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -156,36 +155,46 @@ def test_unknown_runbook_is_refused_with_a_suggestion() -> None:
         triage(make_config({"t": {}}), runbook="merge-presure")
 
 
-@pytest.fixture
-def recorded_sql(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    sent: list[str] = []
-    original = ClickHouseSession.query
-
-    def query(self: ClickHouseSession, probe: str, sql: str, parameters: Any = None) -> Any:
-        sent.append(sql)
-        return original(self, probe, sql, parameters)
-
-    monkeypatch.setattr(ClickHouseSession, "query", query)
-    yield sent
+def _delay_step(clickhouse_url: str, redis_url: str, **delay: Any) -> StepResult:
+    """The ingestion-delay runbook's first step, with `delay` overriding triage.delay's thresholds."""
+    target = {"redis": {"url": redis_url}, "clickhouse": {"url": clickhouse_url}}
+    config = make_config({"t": target}, thresholds={**SCENARIO_THRESHOLDS, "triage.delay": delay})
+    step = triage(config, runbook="ingestion-delay", sample_interval_s=SAMPLE_S).steps[0]
+    assert step.step_id == "ingestion-delay"
+    return step
 
 
-def test_reads_of_runs_are_bounded_by_freshly_written_parts_and_a_row_cap_that_throws(
-    stage: Stage, clickhouse: Any, redis_url: str, recorded_sql: list[str]
+def test_ingestion_delay_reads_only_fresh_parts_so_an_old_partition_leaves_the_delay_unchanged(
+    stage: Stage, clickhouse: Any, redis_url: str
 ) -> None:
+    url, admin, db = clickhouse
     with play("healthy", stage):
-        result = triage(
-            _config(clickhouse[0], redis_url), runbook="ingestion-delay", sample_interval_s=SAMPLE_S
+        before = _delay_step(url, redis_url)
+        # Runs that started three days ago, inserted just now: in the delay window by inserted_at,
+        # three days late. Their part sits in an old partition, which the read must skip.
+        admin.command(
+            f"INSERT INTO `{db}`.runs (id, trace_id, tenant_id, session_id, is_root, name, run_type, "
+            "status, start_time, inputs, outputs, extra, inserted_at, trace_first_received_at) "
+            "SELECT generateUUIDv4(), generateUUIDv4(), generateUUIDv4(), generateUUIDv4(), true, 'chain', "
+            "'chain', 'success', now64(6) - toIntervalDay(3), '{}', '{}', '{}', now64(6), "
+            "now64(6) - toIntervalDay(3) FROM numbers(500)"
         )
-    on_runs = [q for q in recorded_sql if ".`runs`" in q or ".runs " in q]
-    assert on_runs, recorded_sql
-    for sql in on_runs:
-        assert (
-            "_part IN (SELECT arrayJoin(chosen))" in sql and "modification_time >= now() - toInterval" in sql
-        )
-        assert "max_rows_to_read" in sql and "read_overflow_mode = 'throw'" in sql
-        assert "'break'" not in sql  # a read cut short must never pass for a complete one
-    delay = result.steps[0]
-    assert delay.step_id == "ingestion-delay" and delay.evidence["complete"] and delay.evidence["rows"] > 0
+        after = _delay_step(url, redis_url)
+    assert before.status is Status.PASS and before.evidence["complete"], before.summary
+    assert after.status is Status.PASS and after.evidence["complete"], after.summary
+    # None of the 500 late runs counted (the window moves on, so a few fresh runs may leave it).
+    assert 0 < after.evidence["rows"] <= before.evidence["rows"]
+    assert after.evidence["max_s"] < 5  # a read of the old part would show a delay of three days
+
+
+def test_ingestion_delay_over_a_row_cap_below_the_fresh_rows_is_unknown_not_a_partial_pass(
+    stage: Stage, clickhouse: Any, redis_url: str
+) -> None:
+    # The healthy stage writes its 2000 recent runs in one part: it cannot fit a cap of 1000 rows.
+    with play("healthy", stage):
+        step = _delay_step(clickhouse[0], redis_url, delay_max_rows=1000)
+    assert step.status is Status.UNKNOWN, step.summary
+    assert "read limit of 1000 rows" in step.summary, step.summary
 
 
 # --- Measurements on made-up readings ------------------------------------------------------------
