@@ -16,7 +16,6 @@ from bot.cli import cli
 from checks.errors import LsreadyError
 from checks.model import Status
 from checks.probes.clickhouse.reads import DiskUse
-from checks.sessions import ClickHouseSession
 from conftest import make_config
 from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, SCENARIOS, Stage, play
 from runbooks.demo.schema import build_clickhouse
