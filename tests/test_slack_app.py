@@ -11,8 +11,8 @@ import pytest
 from slack_fake import BotHarness, send
 
 from bot import actions as ids
-from bot.listeners.work import SLOW_WAITING, SLOW_WORKERS
 from bot.render.limits import problems
+from bot.work import SLOW_WAITING, SLOW_WORKERS
 from conftest import make_config
 from runbooks.triage import RUNBOOKS
 

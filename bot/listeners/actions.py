@@ -9,31 +9,22 @@ from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions as ids
-from bot.listeners.commands import run_check
-from bot.listeners.common import Caller, audit, guard, upload_evidence
-from bot.listeners.errors import ack_now, lazy
-from bot.listeners.events import publish_home
-from bot.listeners.live import run_all_triages, run_triage
-from bot.listeners.work import Request, start
+from bot.common import Caller, guard, upload_evidence
+from bot.errors import ack_now, lazy
+from bot.flows.check import run_check
+from bot.flows.home import check_from_home
+from bot.flows.triage import run_all_triages, run_triage
 from bot.render.slack_ack import render_ack_modal
+from bot.work import Request, start
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
 def _clicked(body: dict[str, Any], context: Any, action: str) -> tuple[dict[str, Any], Caller]:
     """The clicked button's data and who clicked where; names the action for the audit."""
     context["lsready_action"] = action
     return ids.decode((body.get("actions") or [{}])[0].get("value")), Caller.of(body, context)
-
-
-def check_from_home(services: Services, client: WebClient, caller: Caller, name: str) -> None:
-    """Check the target and show the outcome on the caller's App Home board."""
-    publish_home(services, client, caller.user, notice=f"Checking {name}…")
-    report = services.readiness.check(name)
-    services.metrics.observe_report(report, whole=True)
-    audit(services, caller, "check", name, f"from home: {report.score.percent}%")
-    publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
 
 
 def register(app: App, services: Services) -> None:

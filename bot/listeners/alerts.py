@@ -11,13 +11,13 @@ from slack_sdk import WebClient
 from bot import actions as ids
 from bot.alerts.silences import SilenceFailed, create_silence
 from bot.alerts.threads import AlertThreadsDesk
-from bot.listeners.common import Caller, audit, guard, post, upload_evidence
-from bot.listeners.errors import ack_now, lazy
+from bot.common import Caller, audit, guard, post, upload_evidence
+from bot.errors import ack_now, lazy
 from bot.render.slack_alert import SILENCE_HOURS, render_silenced
 from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
 class NoTriageYet(LsreadyError):

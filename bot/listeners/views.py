@@ -11,17 +11,17 @@ from slack_sdk import WebClient
 
 from bot import actions as ids
 from bot import commands
-from bot.listeners.access import Verdict
-from bot.listeners.commands import acknowledge
-from bot.listeners.common import Caller, Recent, Refused, audit, post
-from bot.listeners.errors import lazy, record_error
-from bot.listeners.events import publish_home
+from bot.access import Verdict
+from bot.common import Caller, Recent, Refused, audit, post
+from bot.errors import lazy, record_error
+from bot.flows.ack import acknowledge
+from bot.flows.home import publish_home
 from bot.render.limits import clip
 from checks.errors import LsreadyError
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 # Which input a refused submission is shown against, so the modal stays open with the reason.
 _ERROR_BLOCK = {
