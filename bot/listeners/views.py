@@ -16,7 +16,7 @@ from bot.common import Caller, Recent, Refused, audit, post
 from bot.errors import lazy, record_error
 from bot.flows.ack import acknowledge
 from bot.flows.home import publish_home
-from bot.render.limits import clip
+from bot.render.limits import INPUT_ERROR, clip
 from checks.errors import LsreadyError
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
 
@@ -120,7 +120,7 @@ def register(app: App, services: Services) -> None:
         error = precheck(services, caller, cmd)
         if error is not None:
             block = _ERROR_BLOCK.get(type(error), ids.ACK_ITEM_BLOCK)
-            ack(response_action="errors", errors={block: clip(str(error), 1900)})
+            ack(response_action="errors", errors={block: clip(str(error), INPUT_ERROR)})
             work = partial(_rejected, services, caller, error)
         else:
             ack()
