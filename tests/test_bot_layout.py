@@ -85,3 +85,12 @@ def test_renderers_take_every_slack_limit_from_limits():
             if isinstance(node, ast.Constant) and type(node.value) is int and node.value in LIMIT_VALUES:
                 found.append(f"{path.name}:{node.lineno}: {node.value}")
     assert not found, "Slack limits belong in bot/render/limits.py: " + ", ".join(found)
+
+
+def test_no_bot_module_outgrows_a_reading():
+    long = {
+        str(p.relative_to(BOT.parent)): n
+        for p in BOT.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"split these by topic: {long}"
