@@ -13,6 +13,7 @@ from bot.common import Caller, guard, upload_evidence
 from bot.errors import ack_now, lazy
 from bot.flows.check import run_check
 from bot.flows.home import check_from_home
+from bot.flows.preflight import run_preflight
 from bot.flows.triage import run_all_triages, run_triage
 from bot.render.slack_ack import render_ack_modal
 from bot.work import Request, start
@@ -37,6 +38,11 @@ def register(app: App, services: Services) -> None:
         data, caller = _clicked(body, context, "triage")
         target, runbook = data.get("t"), data.get("r")
         run_triage(services, client, caller, target, runbook, thread_ts=caller.thread_ts, respond=respond)
+
+    def rerun_preflight(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "preflight")
+        target, to = data.get("t"), data.get("v")
+        run_preflight(services, client, caller, target, to, thread_ts=caller.thread_ts, respond=respond)
 
     def run_all(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
@@ -72,6 +78,7 @@ def register(app: App, services: Services) -> None:
         (ids.TRIAGE_RERUN, rerun_triage),
         (ids.TRIAGE_RUN, rerun_triage),
         (ids.TRIAGE_RUN_ALL, run_all),
+        (ids.PREFLIGHT_RERUN, rerun_preflight),
         (ids.EVIDENCE, evidence),
         (ids.ACK_OPEN, open_ack),
         (ids.HOME_CHECK, home_check),
