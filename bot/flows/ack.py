@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
 
 from bot import commands
-from bot.common import Caller, SlackReply, guard
+from bot.access import Verdict
+from bot.common import Caller, Refused, SlackReply, audit, guard, post
+from bot.errors import record_error
+from bot.flows.home import publish_home
 from bot.render.limits import Message
 from bot.render.slack_ack import render_ack_confirmation
 from bot.render.slack_text import line, replies
+from checks.errors import LsreadyError
+from runbooks.readiness import NotAttestable
 from storage.effects import Effects
 
 if TYPE_CHECKING:
@@ -50,3 +57,55 @@ def acknowledge(services: Services, caller: Caller, target: str | None, cmd: com
         effects.release(key)
         raise
     return render_ack_confirmation(record, item.title, services.redactor)
+
+
+def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> LsreadyError | None:
+    """What makes the submission wrong, found without the network or the store (before the ack):
+    the item, the duration, and access as far as the cached group members tell."""
+    shared = services.shared  # `services.readiness` would open this thread's database connection
+    try:
+        shared.target_name(cmd.target)
+        item = shared.item(cmd.item_id)
+        if not item.attestable:
+            raise NotAttestable(item)
+        shared.validity(item.id, cmd.expires)
+    except LsreadyError as exc:  # an unknown item or target, a bad duration, an automated item
+        return exc
+    access = services.access
+    if (
+        access is not None
+        and access.decide("ack", caller.user, caller.channel, wait=False) is Verdict.REFUSED
+    ):
+        return Refused("ack")
+    return None
+
+
+def record_from_modal(
+    services: Services,
+    caller: Caller,
+    meta: dict[str, Any],
+    cmd: commands.Ack,
+    body: dict[str, Any],
+    context: Any,
+    client: WebClient,
+    respond: Any,
+) -> None:
+    """Behind the ack: record the acknowledgement, confirm where the modal came from."""
+    context["lsready_action"] = "ack"
+    message = acknowledge(services, caller, cmd.target, cmd)
+    services.metrics.command("ack", "ok")
+    if caller.channel:
+        post(client, caller.channel, message, caller.thread_ts)
+    if meta.get("home"):
+        publish_home(services, client, caller.user, notice=f"Acknowledged {cmd.item_id} on {cmd.target}.")
+
+
+def record_rejection(
+    services: Services, caller: Caller, error: LsreadyError, body: dict[str, Any], context: Any, *_: Any
+) -> None:
+    """Behind the ack: audit a submission the modal showed an error for."""
+    if isinstance(error, Refused):
+        audit(services, caller, "ack", None, "refused", outcome="refused")
+        services.metrics.command("ack", "refused")
+    else:
+        record_error(services, caller, "ack", error)
