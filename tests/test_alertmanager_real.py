@@ -58,10 +58,14 @@ class Serve:
             args, env=self.env, stdout=subprocess.DEVNULL, stderr=self.log.open("ab")
         )
         deadline = time.monotonic() + 30
+        waiting = [self.metrics_port, self.port]  # the Slack port binds after the metrics port
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/healthz", timeout=1):
-                    return
+                with urllib.request.urlopen(f"http://127.0.0.1:{waiting[0]}/healthz", timeout=1):
+                    waiting.pop(0)
+                    if not waiting:
+                        return
+                    continue
             except (urllib.error.URLError, OSError):
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
