@@ -18,6 +18,7 @@ TRIAGE_RERUN = "lsready.triage.rerun"
 TRIAGE_RUN = "lsready.triage.run"  # parameterised: one button per other runbook
 TRIAGE_RUN_ALL = "lsready.triage.run_all"
 EVIDENCE = "lsready.evidence"
+PREFLIGHT_RERUN = "lsready.preflight.rerun"  # the same preflight again, in the same thread
 ACK_OPEN = "lsready.ack.open"  # parameterised: one button per item
 HOME_CHECK = "lsready.home.check"  # parameterised: one button per target
 BUNDLE_PREPARE = "lsready.bundle.prepare"  # "Prepare support bundle" under a triage (or an alert)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
-import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -13,16 +11,25 @@ from typing import Any
 
 import click
 
+from bot import cli_store
+from bot.cli_context import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_UNVERIFIED,
+    EXIT_USAGE,
+    actor,
+    config_of,
+    has_store,
+    is_terminal,
+    readiness_of,
+    store_path,
+)
 from bot.logs import setup_logging
-from bot.render.digest import render_digest
 from bot.render.report import FORMATS, render_report
-from checks.config import DEFAULT_PATH, Config, load_config
 from checks.engine import catalog_for, check
 from checks.errors import ConfigError, LsreadyError, UnknownTarget
-from runbooks.readiness import Readiness, parse_duration
-from storage.db import StorageError, default_path
-
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_UNVERIFIED = 0, 1, 2, 3
+from runbooks.readiness import parse_duration
+from storage.db import StorageError
 
 
 class _UsageLine(click.UsageError):
@@ -104,26 +111,9 @@ class _Group(click.Group):
             ctx.exit(EXIT_USAGE)
         except sqlite3.Error as exc:
             # The store opened (read-only files open fine) but a write failed: read-only volume, full disk.
-            text = f"cannot write the lsready database at {_store(ctx)}: {exc}; make it writable"
+            text = f"cannot write the lsready database at {store_path(ctx)}: {exc}; make it writable"
             click.echo(f"lsready: {text}", err=True)
             ctx.exit(EXIT_USAGE)
-
-
-def _store(ctx: click.Context) -> str:
-    """The path of the store this invocation opened, for error messages."""
-    readiness = ctx.ensure_object(dict).get("readiness")
-    if readiness is None:
-        return "(not opened)"
-    return str(readiness.db.execute("PRAGMA database_list").fetchone()[2])
-
-
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.ensure_object(dict)
-    if "config" not in obj:
-        obj["config"] = load_config(obj.get("config_path"))
-        # Now that the secrets are known, mask them in every log line too.
-        setup_logging(logging.getLogger().level, obj.get("log_format", "text"), obj["config"].redactor())
-    return obj["config"]
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -153,7 +143,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool, log_format: 
 def catalog_cmd(ctx: click.Context, fmt: str) -> None:
     """List every checklist item: section, id, kind, required, severity, title (json: all fields)."""
     # Overrides from the config, when there is one, so the thresholds shown are those in force.
-    catalog = catalog_for(_config(ctx))
+    catalog = catalog_for(config_of(ctx))
     if fmt == "json":
         click.echo(json.dumps([i.to_dict() for i in catalog.items], indent=2, ensure_ascii=False))
         return
@@ -194,12 +184,12 @@ def check_cmd(
     --fail-under, 2 on a usage or configuration error, 3 when a required item could not be verified
     (unknown) and none fails; --allow-unknown turns that 3 into 0.
     """
-    config = _config(ctx)
-    if _has_store(config):
-        readiness = _readiness(ctx)
+    config = config_of(ctx)
+    if has_store(config):
+        readiness = readiness_of(ctx)
         report = readiness.check(target, section)
         detail = f"{section or 'all'}: {report.score.percent}%"
-        readiness.audit.record(_actor(), "check", target=report.target, detail=detail)
+        readiness.audit.record(actor(), "check", target=report.target, detail=detail)
     else:
         report = check(config, target, selector=section)
     click.echo(render_report(report, fmt), nl=False)
@@ -211,169 +201,6 @@ def check_cmd(
     ctx.exit(EXIT_UNVERIFIED if report.score.required_unknown and not allow_unknown else EXIT_OK)
 
 
-def _config_available(ctx: click.Context) -> bool:
-    obj = ctx.ensure_object(dict)
-    return bool(obj.get("config_path") or os.environ.get("LSREADY_CONFIG") or Path(DEFAULT_PATH).exists())
-
-
-def _has_store(config: Config) -> bool:
-    """Attestations and history come from the store when one is configured or already exists."""
-    return bool(config.storage.path or os.environ.get("LSREADY_DATA_DIR") or default_path().exists())
-
-
-def _actor() -> str:
-    """Who ran a command from the terminal, for the audit log."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):  # a container user with no passwd entry and no USER variable
-        return "cli"
-
-
-def _readiness(ctx: click.Context) -> Readiness:
-    obj = ctx.ensure_object(dict)
-    if "readiness" not in obj:
-        obj["readiness"] = Readiness.open(_config(ctx))
-    return obj["readiness"]
-
-
-@cli.command("ack")
-@click.argument("item_id")
-@click.option("--by", required=True, help="Who attests it (a name, or a Slack user id).")
-@click.option("--note", default="", help="What was done, e.g. 'restore drill 2026-11-20, 40 min'.")
-@click.option("--expires", metavar="DURATION", help="Validity, e.g. 90d, 2w, 3mo (default from config: 90d).")
-@click.option(
-    "--link", "evidence_link", metavar="URL", help="Link to the evidence (runbook, ticket, recording)."
-)
-@click.option("--target", metavar="NAME")
-@click.pass_context
-def ack_cmd(ctx: click.Context, item_id: str, by: str, note: str, expires: str | None,
-            evidence_link: str | None, target: str | None) -> None:  # fmt: skip
-    """Attest a manual checklist item."""
-    _config(ctx).target(target)  # no target, no store: an error leaves no lsready.db behind
-    ack = _readiness(ctx).acknowledge(
-        target, item_id, by, note=note, expires=expires, evidence_link=evidence_link
-    )
-    click.echo(f"{ack.item_id} attested by {ack.by} for {ack.target} until {ack.expires:%Y-%m-%d}")
-    old = ack.supersedes
-    if old is not None:
-        until = f", until {old.expires:%Y-%m-%d}" if old.expires else ""
-        said = f": {old.note}" if old.note else ""
-        click.echo(f"  supersedes #{old.id} by {old.by} of {old.created:%Y-%m-%d}{until}{said}")
-
-
-@cli.command("acks")
-@click.option("--target", metavar="NAME")
-@click.option("--all", "include_inactive", is_flag=True, help="Include expired, superseded and revoked ones.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
-)
-@click.pass_context
-def acks_cmd(ctx: click.Context, target: str | None, include_inactive: bool, fmt: str) -> None:
-    """List acknowledgements."""
-    readiness = _readiness(ctx)
-    name = readiness.target_name(target) if target or readiness.config.targets else None
-    acks = readiness.acks.list(name, include_inactive=include_inactive)
-    states = readiness.acks.states(readiness.acks.list(name, include_inactive=True))
-    rows = [{**a.to_dict(), "state": states[a.id]} for a in acks]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif fmt == "csv":
-        _csv(
-            rows,
-            [
-                "id",
-                "target",
-                "item_id",
-                "by",
-                "note",
-                "created",
-                "expires",
-                "evidence_link",
-                "revoked",
-                "state",
-            ],
-        )
-    elif not rows:
-        click.echo("no acknowledgements")
-    else:
-        for r in rows:
-            state = "" if r["state"] == "active" else f" ({r['state']})"
-            click.echo(f"{r['target']}  {r['item_id']:<36} {r['by']:<14} until {(r['expires'] or '-')[:10]}"
-                       f"{state}  {r['note']}")  # fmt: skip
-
-
-@cli.command("revoke")
-@click.argument("item_id")
-@click.option("--by", required=True)
-@click.option("--target", metavar="NAME")
-@click.pass_context
-def revoke_cmd(ctx: click.Context, item_id: str, by: str, target: str | None) -> None:
-    """Revoke an item's acknowledgement; it goes back to manual."""
-    _config(ctx).target(target)
-    count = _readiness(ctx).revoke(target, item_id, by)
-    click.echo(
-        f"revoked {count} acknowledgement(s) of {item_id}"
-        if count
-        else f"{item_id} had no live acknowledgement"
-    )
-
-
-@cli.command("digest")
-@click.option("--target", metavar="NAME")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
-)
-@click.option("--post", is_flag=True, help="Post it to the digest channel (needs SLACK_BOT_TOKEN).")
-@click.pass_context
-def digest_cmd(ctx: click.Context, target: str | None, fmt: str, post: bool) -> None:
-    """Check a target and show what changed since the last digest."""
-    from runbooks.digest import build_digest
-
-    _config(ctx).target(target)
-    readiness = _readiness(ctx)
-    digest = build_digest(readiness, target)
-    if post:
-        from bot.slack_post import post_digest
-        from runbooks.digest import record_hand_post
-
-        channel, ts = post_digest(readiness, digest)
-        record_hand_post(readiness, digest, channel, ts, _actor())
-        click.echo(f"posted to {channel} ({ts})")
-        return
-    click.echo(render_digest(digest, fmt), nl=False)
-
-
-@cli.command("audit")
-@click.option("--since", default="7d", show_default=True, metavar="DURATION")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True
-)
-@click.pass_context
-def audit_cmd(ctx: click.Context, since: str, fmt: str) -> None:
-    """Show the audit log."""
-    readiness = _readiness(ctx)
-    rows = [e.to_dict() for e in readiness.audit.since(readiness.clock() - parse_duration(since))]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif fmt == "csv":
-        _csv(rows, ["id", "at", "actor", "action", "target", "detail", "place", "outcome"])
-    else:
-        for r in rows:
-            click.echo(f"{r['at']}  {r['actor']:<14} {r['action']:<10} {r['target'] or '-':<10} "
-                       f"{r['outcome']:<8} {r['detail']}")  # fmt: skip
-
-
-def _csv(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    click.echo(buf.getvalue(), nl=False)
-
-
 @cli.group("config")
 def config_group() -> None:
     """Inspect the configuration."""
@@ -383,7 +210,7 @@ def config_group() -> None:
 @click.pass_context
 def config_check(ctx: click.Context) -> None:
     """Validate the config file and the environment overrides, as every command does."""
-    config = _config(ctx)
+    config = config_of(ctx)
     if not config.targets:  # what `check` and `triage` would say: the same error, the same exit code
         raise UnknownTarget(None, [])
     catalog_for(config)
@@ -442,7 +269,7 @@ def serve_cmd(ctx: click.Context, port: int, host: str, metrics_port: int) -> No
 
     settings = load_settings()
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    serve(settings, _readiness(ctx), port=port, host=host, metrics_port=metrics_port,
+    serve(settings, readiness_of(ctx), port=port, host=host, metrics_port=metrics_port,
           say=lambda line: click.echo(line, err=True))  # fmt: skip
 
 
@@ -458,14 +285,14 @@ def exporter_cmd(ctx: click.Context, port: int, host: str, targets: tuple[str, .
     """Export the write path to Prometheus without Slack, refreshed every `exporter.interval` seconds."""
     from bot.exporter import run_exporter, store_attestations
 
-    config = _config(ctx)
+    config = config_of(ctx)
     for name in targets:
         config.target(name)  # an unknown name fails before anything starts
     if not (targets or config.targets):
         raise click.UsageError(
             "no targets configured: add one to the config file (see `lsready config check`)"
         )
-    acks = store_attestations(_readiness(ctx)) if _has_store(config) else None
+    acks = store_attestations(readiness_of(ctx)) if has_store(config) else None
     run_exporter(config, port=port, host=host, targets=targets or None, attestations_for=acks,
                  say=lambda line: click.echo(line, err=True))  # fmt: skip
 
@@ -480,7 +307,7 @@ def alert_rules_cmd(ctx: click.Context, fmt: str, namespace: str, directory: str
     """Print the shipped alert rules with this config's thresholds (see deploy/prometheus)."""
     from runbooks.alert_rules import FILES, render_operator, render_rules, render_tests
 
-    catalog = catalog_for(_config(ctx))
+    catalog = catalog_for(config_of(ctx))
     texts = {
         "rules": render_rules(catalog),
         "operator": render_operator(catalog, namespace),
@@ -515,9 +342,9 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     from runbooks.model import StepResult
     from runbooks.triage import triage
 
-    config = _config(ctx)
+    config = config_of(ctx)
     # On a terminal each step shows on stderr as it finishes; stdout still gets the whole result.
-    live = fmt == "text" and _is_terminal(sys.stderr)
+    live = fmt == "text" and is_terminal(sys.stderr)
     shown = [0]
 
     def on_step(step: StepResult) -> None:
@@ -529,11 +356,11 @@ def triage_cmd(ctx: click.Context, target: str | None, runbook: str, fmt: str,
     result = triage(
         config, target, runbook, sample_interval_s=sample_interval, on_step=on_step if live else None
     )
-    if _has_store(config):
+    if has_store(config):
         detail = f"{runbook}: {result.diagnosis.kind.value}"
-        _readiness(ctx).audit.record(_actor(), "triage", target=result.target, detail=detail)
+        readiness_of(ctx).audit.record(actor(), "triage", target=result.target, detail=detail)
     # Steps already on this very terminal are not printed twice.
-    click.echo(render_triage(result, fmt, steps=not (live and _is_terminal(sys.stdout))), nl=False)
+    click.echo(render_triage(result, fmt, steps=not (live and is_terminal(sys.stdout))), nl=False)
     ctx.exit(TRIAGE_EXIT[result.diagnosis.kind.value])
 
 
@@ -555,14 +382,16 @@ def preflight_cmd(ctx: click.Context, target: str | None, values_file: str | Non
     from bot.render.preflight import render_preflight
     from runbooks.preflight import check_version, load_values, preflight
 
-    config = _config(ctx)
+    config = config_of(ctx)
     result = preflight(
         config, target, to_version=check_version(to_version) if to_version else None,
         new_values=load_values(values_file) if values_file else None, values_name=values_file,
         current_values=load_values(current_values) if current_values else None,
     )  # fmt: skip
-    if _has_store(config):
-        _readiness(ctx).audit.record(_actor(), "preflight", target=result.target, detail=result.verdict.value)
+    if has_store(config):
+        readiness_of(ctx).audit.record(
+            actor(), "preflight", target=result.target, detail=result.verdict.value
+        )
     click.echo(render_preflight(result, fmt), nl=False)
     ctx.exit(PREFLIGHT_EXIT[result.verdict.value])
 
@@ -588,26 +417,19 @@ def bundle_cmd(ctx: click.Context, target: str | None, out: Path | None, since: 
     """Collect a redacted, size-bounded support bundle for LangSmith support; exit 1 when partial."""
     from runbooks.bundle import BundleOptions, build_bundle, parse_size, summary_line
 
-    config = _config(ctx)
+    config = config_of(ctx)
     since_s = int(parse_duration(since).total_seconds())
     opts = BundleOptions(since_s=since_s, logs=not no_logs, max_bytes=parse_size(max_size),
                          deadline_s=deadline, keep_emails=keep_emails)  # fmt: skip
     bundle = build_bundle(config, target, opts, out)
-    if _has_store(config):
-        _readiness(ctx).audit.record(
-            _actor(), "bundle", target=bundle.manifest["target"], detail=str(bundle.path)
+    if has_store(config):
+        readiness_of(ctx).audit.record(
+            actor(), "bundle", target=bundle.manifest["target"], detail=str(bundle.path)
         )
     click.echo(f"{bundle.path}: {summary_line(bundle)}")
     for line in bundle.manifest["missing"]:
         click.echo(f"  missing {line}", err=True)
     ctx.exit(EXIT_OK if bundle.manifest["complete"] else EXIT_FINDINGS)
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 @cli.command("snapshot-commands")
@@ -619,6 +441,10 @@ def snapshot_commands_cmd(namespace: str, directory: str) -> None:
 
     for line in snapshot_commands(namespace, directory):
         click.echo(line)
+
+
+for command in cli_store.COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

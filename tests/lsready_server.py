@@ -57,8 +57,9 @@ class Serve:
                 "--metrics-port", str(self.metrics_port)]  # fmt: skip
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
-        health = f"http://127.0.0.1:{self.metrics_port}/healthz"
-        wait_ready(self.proc, health, self.log, "lsready serve")
+        # The Slack port binds after the metrics port: a click before it would be refused.
+        for port in (self.metrics_port, self.port):
+            wait_ready(self.proc, f"http://127.0.0.1:{port}/healthz", self.log, "lsready serve")
 
     def stop(self) -> None:
         stop(self.proc)

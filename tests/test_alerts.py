@@ -500,7 +500,7 @@ def test_the_alert_thread_holds_the_diagnosis_and_which_layer_to_act_on(
 
 def test_a_route_naming_an_unknown_runbook_stops_the_bot_at_start_with_the_key_to_change(tmp_path, redis_url):
     from bot.alerts.receiver import alert_routes
-    from bot.app import Services
+    from bot.services import Services
     from runbooks.readiness import Readiness
 
     cfg = config(redis_url, routes=[{"match": {"alertname": "X"}, "runbook": "queue-dept"}])
@@ -554,7 +554,7 @@ def test_only_post_is_accepted(bot):
 
 
 def test_a_triage_that_stops_on_an_error_says_so_in_the_alert_thread(bot, monkeypatch):
-    import bot.listeners.live as live
+    import bot.flows.triage as live
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_fake import BotHarness
 
+from bot.access import ACTIONS
 from bot.actions import TRIAGE_RERUN
 from bot.commands import USAGE, Ack, Check, Digest, Help, Preflight, Status, Triage, interpret, parse
-from bot.listeners.access import ACTIONS
 from bot.render.limits import problems
 from bot.render.slack_help import render_help
 from checks.secrets import Redactor

@@ -216,7 +216,7 @@ class _Lookups:
 
 
 def test_a_stale_entry_answers_at_once_while_one_lookup_refreshes_it():
-    from bot.listeners.access import Access, Verdict
+    from bot.access import Access, Verdict
     from checks.config import validate
 
     now = [0.0]

@@ -11,8 +11,8 @@ import pytest
 from slack_fake import BotHarness, send
 
 from bot import actions as ids
-from bot.listeners.work import SLOW_WAITING, SLOW_WORKERS
 from bot.render.limits import problems
+from bot.work import SLOW_WAITING, SLOW_WORKERS
 from conftest import make_config
 from runbooks.triage import RUNBOOKS
 
@@ -130,6 +130,15 @@ def test_ack_records_the_acknowledgement_and_confirms_in_channel(bot):
     assert 29 <= (ack.expires - ack.created).days <= 30
     assert "&lt;ok&gt;" in json.dumps(reply["blocks"])  # shown literally, not as a link
     assert (USER, "ack", "ok") in audit_actions(bot, (USER, "ack", "ok"))
+
+
+def test_a_second_ack_says_in_its_confirmation_that_it_supersedes_the_first(bot):
+    bot.command("ack diag.har_capture first drill for 30d")
+    first = valid(bot.fake.wait_for("respond")[0])
+    assert "supersedes" not in json.dumps(first["blocks"])
+    bot.command("ack diag.har_capture second drill for 60d")
+    second = valid(bot.fake.wait_for("respond", count=2)[1])
+    assert "It supersedes" in json.dumps(second["blocks"])
 
 
 def test_ack_of_an_automated_item_is_refused_with_the_reason(bot):

@@ -7,7 +7,7 @@ import time
 import pytest
 from waiting import wait_until
 
-from bot.listeners.live import LiveMessage
+from bot.live import LiveMessage
 from bot.render.limits import Message
 
 
@@ -103,7 +103,7 @@ class StuckClient(RecordingClient):
 
 
 def test_finish_gives_up_waiting_on_a_stuck_update_yet_the_final_one_still_lands_last(monkeypatch):
-    monkeypatch.setattr("bot.listeners.live.FINISH_GRACE_S", 0.2)
+    monkeypatch.setattr("bot.live.FINISH_GRACE_S", 0.2)
     client = StuckClient()
     live = LiveMessage(client, "C1", "1.0", render, interval=0.05)
     live.step(object())

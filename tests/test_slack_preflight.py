@@ -65,6 +65,26 @@ def test_preflight_evidence_button_uploads_the_whole_result(bot: Any) -> None:
     assert data["verdict"] == "not_ready" and data["blocking"][0]["id"] == "values.clickhouse_external"
 
 
+def test_preflight_rerun_button_runs_the_same_preflight_again_in_place(bot: Any) -> None:
+    bot.command("preflight prod 0.17.3")
+    final = bot.fake.wait_for("chat.update", lambda u: ids.EVIDENCE in json.dumps(u.get("blocks")))[0]
+    button = next(
+        e for b in final["blocks"] for e in b.get("elements", []) if e.get("action_id") == ids.PREFLIGHT_RERUN
+    )
+    assert json.loads(button["value"]) == {"t": "prod", "v": "0.17.3"}
+    bot.click(button["action_id"], button["value"])
+    again = bot.fake.wait_for("chat.postMessage", count=2)[1]
+    assert "Running the upgrade preflight on prod" in again["text"]
+    second = bot.fake.posted[1]
+    rerun = bot.fake.wait_for(
+        "chat.update",
+        lambda u: (u["channel"], u["ts"]) == second and ids.EVIDENCE in json.dumps(u.get("blocks")),
+    )[0]
+    assert "Upgrade preflight: prod to chart 0.17.3" in json.dumps(valid(rerun)["blocks"])
+    bot.wait_idle()
+    assert len([e for e in bot.readiness.audit.since() if e.action == "preflight"]) == 2
+
+
 def test_help_lists_preflight_for_those_who_may_check(bot: Any) -> None:
     bot.command("help")
     reply = valid(bot.fake.wait_for("respond")[0])

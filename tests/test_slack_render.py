@@ -311,6 +311,25 @@ def test_ack_confirmation_quotes_every_line_of_the_note_and_puts_the_evidence_on
     assert text.endswith(f"until {until}.")
 
 
+def test_ack_confirmation_says_which_acknowledgement_it_supersedes():
+    old = Ack(
+        6,
+        "prod",
+        "diag.har_capture",
+        "U0000002",
+        "first drill",
+        NOW - timedelta(days=80),
+        NOW + timedelta(days=10),
+    )
+    ack = Ack(7, "prod", "diag.har_capture", "U0000001", "", NOW, NOW + timedelta(days=90), supersedes=old)
+    text = render_ack_confirmation(ack, "HAR capture", REDACTOR).chat_args()["blocks"][0]["text"]["text"]
+    then, until = (
+        (NOW - timedelta(days=80)).strftime("%Y-%m-%d"),
+        (NOW + timedelta(days=10)).strftime("%Y-%m-%d"),
+    )
+    assert text.endswith(f"\nIt supersedes <@U0000002>'s acknowledgement of {then}, which ran until {until}.")
+
+
 def test_validator_names_every_limit_slack_enforces():
     section = {"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}
     header = {"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 
 from bot.alerts.threads import AlertThreadsDesk
-from bot.listeners.live import runbooks
+from bot.flows.triage import runbooks
 from bot.serving import MAX_BODY_BYTES, WSGIApp
 from checks.errors import ConfigError
 from runbooks.alerts import BadNotification, Notification, parse
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 

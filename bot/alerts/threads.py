@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
-from bot.listeners.common import Caller, post, update
-from bot.listeners.live import live_triage, runbooks
-from bot.listeners.work import Request, start
+from bot.common import Caller, post, update
+from bot.flows.triage import live_triage, runbooks
 from bot.render.limits import Message
 from bot.render.slack_alert import (
     render_alert,
@@ -27,13 +26,14 @@ from bot.render.slack_alert import (
     render_resolved_reply,
     render_stopped_reply,
 )
+from bot.work import Request, start
 from checks.errors import LsreadyError
 from runbooks.alerts import Ignored, Notification, route
 from runbooks.triage import get_runbook
 from storage.alerts import AlertThread, AlertThreads, Firing
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 

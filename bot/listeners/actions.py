@@ -9,31 +9,23 @@ from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions as ids
-from bot.listeners.commands import run_check
-from bot.listeners.common import Caller, audit, guard, upload_evidence
-from bot.listeners.errors import ack_now, lazy
-from bot.listeners.events import publish_home
-from bot.listeners.live import run_all_triages, run_triage
-from bot.listeners.work import Request, start
+from bot.common import Caller, guard, upload_evidence
+from bot.errors import ack_now, lazy
+from bot.flows.check import run_check
+from bot.flows.home import check_from_home
+from bot.flows.preflight import run_preflight
+from bot.flows.triage import run_all_triages, run_triage
 from bot.render.slack_ack import render_ack_modal
+from bot.work import Request, start
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
 def _clicked(body: dict[str, Any], context: Any, action: str) -> tuple[dict[str, Any], Caller]:
     """The clicked button's data and who clicked where; names the action for the audit."""
     context["lsready_action"] = action
     return ids.decode((body.get("actions") or [{}])[0].get("value")), Caller.of(body, context)
-
-
-def check_from_home(services: Services, client: WebClient, caller: Caller, name: str) -> None:
-    """Check the target and show the outcome on the caller's App Home board."""
-    publish_home(services, client, caller.user, notice=f"Checking {name}…")
-    report = services.readiness.check(name)
-    services.metrics.observe_report(report, whole=True)
-    audit(services, caller, "check", name, f"from home: {report.score.percent}%")
-    publish_home(services, client, caller.user, notice=f"Checked {name}: {report.score.percent}%.")
 
 
 def register(app: App, services: Services) -> None:
@@ -46,6 +38,11 @@ def register(app: App, services: Services) -> None:
         data, caller = _clicked(body, context, "triage")
         target, runbook = data.get("t"), data.get("r")
         run_triage(services, client, caller, target, runbook, thread_ts=caller.thread_ts, respond=respond)
+
+    def rerun_preflight(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
+        data, caller = _clicked(body, context, "preflight")
+        target, to = data.get("t"), data.get("v")
+        run_preflight(services, client, caller, target, to, thread_ts=caller.thread_ts, respond=respond)
 
     def run_all(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
@@ -81,6 +78,7 @@ def register(app: App, services: Services) -> None:
         (ids.TRIAGE_RERUN, rerun_triage),
         (ids.TRIAGE_RUN, rerun_triage),
         (ids.TRIAGE_RUN_ALL, run_all),
+        (ids.PREFLIGHT_RERUN, rerun_preflight),
         (ids.EVIDENCE, evidence),
         (ids.ACK_OPEN, open_ack),
         (ids.HOME_CHECK, home_check),

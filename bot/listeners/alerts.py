@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from bot import actions as ids
-from bot.alerts.silences import SilenceFailed, create_silence
 from bot.alerts.threads import AlertThreadsDesk
-from bot.listeners.common import Caller, audit, guard, post, upload_evidence
-from bot.listeners.errors import ack_now, lazy
-from bot.render.slack_alert import SILENCE_HOURS, render_silenced
+from bot.common import Caller, guard, upload_evidence
+from bot.errors import ack_now, lazy
+from bot.flows.alerts import silence_alert
 from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
 class NoTriageYet(LsreadyError):
@@ -51,27 +49,10 @@ def register(app: App, services: Services) -> None:
         data, caller = _clicked(body, context, "silence")
         thread = AlertThreadsDesk(services, client).thread(data.get("g"))
         guard(services, "silence", caller, thread.target)
-        hours = data.get("h")
-        if hours not in SILENCE_HOURS:
-            raise SilenceFailed(f"a silence lasts {' or '.join(map(str, SILENCE_HOURS))} hours.")
-        url = services.config.alerts.alertmanager_url
-        if url is None:
-            raise SilenceFailed("silences need `alerts.alertmanager_url` in lsready's config.")
         user = body.get("user") or {}
-        name = user.get("username") or user.get("name")
-        now = datetime.now(UTC)
-        silence_id = create_silence(
-            url,
-            thread.group_labels,
-            starts=now,
-            hours=hours,
-            created_by=f"{name} ({caller.user})" if name else caller.user,
-            comment=f"From Slack: {thread.alertname} on {thread.target}, silenced by {caller.user}.",
+        silence_alert(
+            services, client, caller, thread, data.get("h"), user.get("username") or user.get("name")
         )
-        until = now + timedelta(hours=hours)
-        audit(services, caller, "silence", thread.target, f"{thread.alertname} for {hours} h: {silence_id}")
-        message = render_silenced(caller.user, hours, until, silence_id, services.redactor)
-        post(client, thread.channel, message, thread.message_ts)
 
     for base, listener in (
         (ids.ALERT_RERUN, rerun),

@@ -5,42 +5,24 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot import actions, commands
-from bot.listeners.commands import acknowledge
-from bot.listeners.common import Caller, Recent, allowed, post
-from bot.listeners.errors import ack_now, lazy
-from bot.render.slack_home import Board, render_home
+from bot.common import Caller, Recent, post
+from bot.errors import ack_now, lazy
+from bot.flows.ack import acknowledge
+from bot.flows.home import publish_home
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 THREAD_ACK = re.compile(r"^\s*ack\s+\S", re.I)
 CLICK_WINDOW_S = 5.0  # the same button pressed again within this is a double click
-
-
-def publish_home(services: Services, client: WebClient, user: str, *, notice: str | None = None) -> None:
-    """The readiness board from stored runs; opening the tab never runs a probe."""
-    readiness = services.readiness
-    window = timedelta(days=services.config.digest.expiring_within_days)
-    boards = []
-    for target in sorted(services.config.targets):
-        run = readiness.history.latest(target)
-        acked = {
-            i for i, a in readiness.acks.active(target).items() if run is None or a.created > run.started_at
-        }
-        boards.append(Board(target, run, readiness.acks.expiring(target, window), acked))
-    view = render_home(
-        boards, readiness.catalog, allowed(services, Caller(user)), services.redactor, notice=notice
-    )
-    client.views_publish(user_id=user, view=view)
 
 
 def parent_target(client: WebClient, channel: str, thread_ts: str, bot_id: str | None) -> str | None:

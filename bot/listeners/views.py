@@ -1,4 +1,4 @@
-"""The acknowledgement modal's submission: record it, then confirm where it came from."""
+"""The acknowledgement modal's submission: errors shown in the modal at once, the recording behind the ack."""
 
 from __future__ import annotations
 
@@ -11,17 +11,14 @@ from slack_sdk import WebClient
 
 from bot import actions as ids
 from bot import commands
-from bot.listeners.access import Verdict
-from bot.listeners.commands import acknowledge
-from bot.listeners.common import Caller, Recent, Refused, audit, post
-from bot.listeners.errors import lazy, record_error
-from bot.listeners.events import publish_home
-from bot.render.limits import clip
-from checks.errors import LsreadyError
+from bot.common import Caller, Recent, Refused
+from bot.errors import lazy
+from bot.flows.ack import precheck, record_from_modal, record_rejection
+from bot.render.limits import INPUT_ERROR, clip
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 # Which input a refused submission is shown against, so the modal stays open with the reason.
 _ERROR_BLOCK = {
@@ -54,58 +51,6 @@ def submitted(view: dict[str, Any]) -> tuple[dict[str, Any], commands.Ack]:
     return meta, ack
 
 
-def precheck(services: Services, caller: Caller, cmd: commands.Ack) -> LsreadyError | None:
-    """What makes the submission wrong, found without the network or the store (before the ack):
-    the item, the duration, and access as far as the cached group members tell."""
-    shared = services.shared  # `services.readiness` would open this thread's database connection
-    try:
-        shared.target_name(cmd.target)
-        item = shared.item(cmd.item_id)
-        if not item.attestable:
-            raise NotAttestable(item)
-        shared.validity(item.id, cmd.expires)
-    except LsreadyError as exc:  # an unknown item or target, a bad duration, an automated item
-        return exc
-    access = services.access
-    if (
-        access is not None
-        and access.decide("ack", caller.user, caller.channel, wait=False) is Verdict.REFUSED
-    ):
-        return Refused("ack")
-    return None
-
-
-def _record(
-    services: Services,
-    caller: Caller,
-    meta: dict[str, Any],
-    cmd: commands.Ack,
-    body: dict[str, Any],
-    context: Any,
-    client: WebClient,
-    respond: Any,
-) -> None:
-    """Behind the ack: record the acknowledgement, confirm where the modal came from."""
-    context["lsready_action"] = "ack"
-    message = acknowledge(services, caller, cmd.target, cmd)
-    services.metrics.command("ack", "ok")
-    if caller.channel:
-        post(client, caller.channel, message, caller.thread_ts)
-    if meta.get("home"):
-        publish_home(services, client, caller.user, notice=f"Acknowledged {cmd.item_id} on {cmd.target}.")
-
-
-def _rejected(
-    services: Services, caller: Caller, error: LsreadyError, body: dict[str, Any], context: Any, *_: Any
-) -> None:
-    """Behind the ack: audit a submission the modal showed an error for."""
-    if isinstance(error, Refused):
-        audit(services, caller, "ack", None, "refused", outcome="refused")
-        services.metrics.command("ack", "refused")
-    else:
-        record_error(services, caller, "ack", error)
-
-
 def register(app: App, services: Services) -> None:
     submissions = Recent()  # a view submitted again (a double click on Acknowledge) is done once
 
@@ -120,11 +65,11 @@ def register(app: App, services: Services) -> None:
         error = precheck(services, caller, cmd)
         if error is not None:
             block = _ERROR_BLOCK.get(type(error), ids.ACK_ITEM_BLOCK)
-            ack(response_action="errors", errors={block: clip(str(error), 1900)})
-            work = partial(_rejected, services, caller, error)
+            ack(response_action="errors", errors={block: clip(str(error), INPUT_ERROR)})
+            work = partial(record_rejection, services, caller, error)
         else:
             ack()
             if not submissions.first(f"{view.get('id')}:{view.get('hash')}"):
                 return
-            work = partial(_record, services, caller, meta, cmd)
+            work = partial(record_from_modal, services, caller, meta, cmd)
         services.pool.events.submit(lazy(services, work), body, context, client, None)

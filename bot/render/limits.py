@@ -43,6 +43,10 @@ MODAL_BUTTON = 24
 PRIVATE_METADATA = 3000
 # Slack truncates a message's `text` at 40,000 characters; as a notification fallback it stays short.
 FALLBACK_TEXT = 3000
+# Our own caps, kept under Slack's: what a person can type or link and still see in full.
+NOTE_INPUT = 2000  # an acknowledgement's note, typed in the modal, echoed in its confirmation
+INPUT_ERROR = 1900  # the reason a modal shows against an input it refused
+LINK_URL = 2000  # a URL made into a mrkdwn link; a longer one is left out, never cut
 
 # Keys whose values are identifiers, not text a person reads: never redacted, never escaped.
 _STRUCTURAL = {

@@ -21,6 +21,7 @@ from slack_sdk.models.views import View
 
 from bot import actions
 from bot.render.limits import (
+    NOTE_INPUT,
     OPTION_TEXT,
     OPTIONS,
     PRIVATE_METADATA,
@@ -82,7 +83,7 @@ def render_ack_modal(
                 element=PlainTextInputElement(
                     action_id=actions.ACK_NOTE,
                     multiline=True,
-                    max_length=2000,
+                    max_length=NOTE_INPUT,
                     placeholder="e.g. restore drill on 2026-11-20, 40 min",
                 ),
             ),

@@ -17,7 +17,16 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import actions
-from bot.render.limits import CONTEXT_TEXT, HEADER_TEXT, SECTION_TEXT, Message, button_value, clip, finish
+from bot.render.limits import (
+    CONTEXT_TEXT,
+    HEADER_TEXT,
+    LINK_URL,
+    SECTION_TEXT,
+    Message,
+    button_value,
+    clip,
+    finish,
+)
 from bot.render.slack_text import line, macros
 from bot.render.slack_triage import bundle_button
 from checks.secrets import Redactor
@@ -57,7 +66,7 @@ def render_alert(thread: AlertThread, redactor: Redactor, *, silences: bool) -> 
     ]
     context = [line(t.triage, a)] if thread.triaged_at else []
     url = thread.external_url
-    if url.startswith(("http://", "https://")) and len(url) < 2000 and not set(url) & set("<>| "):
+    if url.startswith(("http://", "https://")) and len(url) < LINK_URL and not set(url) & set("<>| "):
         context.append(line(t.source, a))
     if context:
         elements = [MarkdownTextObject(text=clip(c, CONTEXT_TEXT)) for c in context]

@@ -20,6 +20,7 @@ from slack_sdk.models.views import View
 
 from bot import actions
 from bot.render.limits import (
+    CONTEXT_TEXT,
     HEADER_TEXT,
     MAX_BLOCKS,
     SECTION_TEXT,
@@ -65,7 +66,9 @@ def render_home(
     t = macros("slack_home.j2")
     blocks: list[Block] = [_mrkdwn(line(t.intro))]
     if notice and notice.strip():
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(line(t.notice, notice), 3000))]))
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=clip(line(t.notice, notice), CONTEXT_TEXT))])
+        )
     if "status" not in allowed:
         blocks.append(_mrkdwn(line(t.no_access)))
         return finish_view(View(type="home", blocks=blocks), redactor)

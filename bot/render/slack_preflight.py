@@ -17,7 +17,16 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import actions
-from bot.render.limits import CONTEXT_TEXT, HEADER_TEXT, SECTION_TEXT, Message, clip, finish, fit_lines
+from bot.render.limits import (
+    CONTEXT_TEXT,
+    HEADER_TEXT,
+    SECTION_TEXT,
+    Message,
+    button_value,
+    clip,
+    finish,
+    fit_lines,
+)
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.preflight import STEPS, Level, PreflightResult, PreflightStep
@@ -107,8 +116,15 @@ def render_preflight_result(result: PreflightResult, redactor: Redactor, *, snap
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
     footer = f"{line(t.values_note, result.values_file)} · {line(t.done_footer, result)}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(footer, CONTEXT_TEXT))]))
+    buttons = []
+    rerun = button_value(t=result.target, v=result.to_version)
+    if rerun is not None:
+        buttons.append(
+            ButtonElement(text="Re-run", action_id=actions.PREFLIGHT_RERUN, value=rerun, style="primary")
+        )
     if snapshot is not None:
-        evidence = ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot)
-        blocks.append(ActionsBlock(elements=[evidence]))
+        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
     text = line(t.fallback, result.target, result.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "preflight"))

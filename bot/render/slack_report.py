@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
 from bot import actions
 from bot.render.limits import (
     HEADER_TEXT,
+    MAX_BLOCKS,
     SECTION_TEXT,
     Message,
     button_value,
@@ -67,7 +68,7 @@ def render_report(
         blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
     tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report, by))])]
     tail += _buttons(report, snapshot, selector, full=True)
-    blocks = fit_blocks(blocks, 50 - len(tail)) + tail
+    blocks = fit_blocks(blocks, MAX_BLOCKS["message"] - len(tail)) + tail
     return finish(
         line(t.fallback, report), blocks, redactor, metadata=actions.metadata(report.target, "check")
     )

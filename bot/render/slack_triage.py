@@ -17,11 +17,22 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import actions
-from bot.render.limits import HEADER_TEXT, SECTION_TEXT, Message, button_value, clip, finish, fit_lines
+from bot.render.limits import (
+    ACTION_ELEMENTS,
+    BUTTON_TEXT,
+    HEADER_TEXT,
+    SECTION_TEXT,
+    Message,
+    button_value,
+    clip,
+    finish,
+    fit_lines,
+)
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.model import Runbook, StepResult, TriageResult
 
+OWN_BUTTONS = 5  # Re-run, Run all, Show evidence, the bundle, and one spare
 STEP_LINE = 600  # one step's line; the whole checklist still has to fit one section
 
 
@@ -130,12 +141,14 @@ def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[s
         buttons.append(
             ButtonElement(text="Re-run", action_id=actions.TRIAGE_RERUN, value=rerun, style="primary")
         )
-    for n, name in enumerate(others[:20]):
+    for n, name in enumerate(others[: ACTION_ELEMENTS - OWN_BUTTONS]):
         value = button_value(t=target, r=name)
         if value is not None:
             buttons.append(
                 ButtonElement(
-                    text=clip(f"Run {name}", 75), action_id=actions.param(actions.TRIAGE_RUN, n), value=value
+                    text=clip(f"Run {name}", BUTTON_TEXT),
+                    action_id=actions.param(actions.TRIAGE_RUN, n),
+                    value=value,
                 )
             )
     run_all = button_value(t=target)

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.listeners.access import ACTIONS, Verdict
+from bot.access import ACTIONS, Verdict
 from bot.render.limits import Message
 from bot.render.slack_text import line, replies
 from checks.errors import LsreadyError
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Respond
 from slack_sdk import WebClient
 
-from bot.listeners.common import Caller, SlackReply
-from bot.listeners.errors import report
+from bot.common import Caller, SlackReply
+from bot.errors import report
 from bot.render.slack_text import line, replies
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 QUICK_WORKERS = 16  # lazy listeners: parse, guard, reply, hand slow work on
 EVENT_WORKERS = 8  # events (App Home, thread replies) and the modal's submissions, behind their ack

@@ -1,4 +1,4 @@
-"""`/langsmith preflight`: the upgrade preflight as a live checklist, updated in place like a triage."""
+"""The upgrade preflight as a live checklist, updated in place like a triage."""
 
 from __future__ import annotations
 
@@ -10,31 +10,38 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 
 from bot import commands
-from bot.listeners.common import Caller, audit, guard, post
-from bot.listeners.live import LiveMessage
-from bot.listeners.work import Request, start
+from bot.common import Caller, audit, guard, post
+from bot.live import LiveMessage
 from bot.render.slack_preflight import (
     render_preflight_progress,
     render_preflight_result,
     render_preflight_stopped,
 )
+from bot.work import Request, start
 from runbooks.preflight import configured_values, preflight
 
 if TYPE_CHECKING:
-    from bot.app import Services
+    from bot.services import Services
 
 
-def handle(
-    services: Services, cmd: commands.Preflight, caller: Caller, client: WebClient, respond: Respond
+def run_preflight(
+    services: Services,
+    client: WebClient,
+    caller: Caller,
+    target: str | None,
+    to: str | None,
+    *,
+    thread_ts: str | None = None,
+    respond: Respond | None = None,
 ) -> None:
     """Start the preflight of the target on the slow pool; the checklist is posted in the channel."""
-    name = services.readiness.target_name(cmd.target)
+    name = services.readiness.target_name(target)
     guard(services, commands.ACCESS["preflight"], caller, name)
     configured_values(
         services.config.target(name)[1]
     )  # a missing or broken values file: said before any post
-    work = partial(live_preflight, services, client, caller, name, cmd.to, caller.thread_ts)
-    start(services, Request("preflight", name, cmd.to or ""), caller, work, client=client, respond=respond)
+    work = partial(live_preflight, services, client, caller, name, to, thread_ts or caller.thread_ts)
+    start(services, Request("preflight", name, to or ""), caller, work, client=client, respond=respond)
 
 
 def live_preflight(
