@@ -4,10 +4,11 @@ updating it across a restart of lsready, the resolution, and a silence from the 
 Alertmanager."""
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
+import waiting
 from alertmanager_server import BINARY, MISSING, Alertmanager
 from lsready_server import TOKEN, Serve
 from slack_fake import FakeSlack
@@ -19,15 +20,7 @@ pytestmark = pytest.mark.skipif(BINARY is None, reason=MISSING)
 CHANNEL = "C0ALERTS01"
 
 
-def wait_until(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.1)
+wait_until = partial(waiting.wait_until, timeout=30.0)
 
 
 def top_level(fake):

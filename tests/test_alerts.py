@@ -7,8 +7,10 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
+import waiting
 from slack_fake import BotHarness
 
 from bot import actions as ids
@@ -87,15 +89,7 @@ def in_thread(fake, ts):
     return [m for m in list(fake.messages.values()) if m.get("thread_ts") == ts]
 
 
-def wait_until(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
+wait_until = partial(waiting.wait_until, timeout=20.0)
 
 
 def counted(bot, outcome):
