@@ -46,26 +46,11 @@ class _ApiSource:
     def log(
         self, namespace: str, pod: str, container: str, since_s: int, tail_lines: int, previous: bool
     ) -> str:
-        import urllib3
-
         query: list[tuple[str, Any]] = [("container", container), ("tailLines", tail_lines)]
         query.append(("previous", "true") if previous else ("sinceSeconds", max(1, since_s)))
         which = "previous log" if previous else "log"
-        method, url, headers, _, _ = self.api.param_serialize(
-            "GET",
-            f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-            query_params=query,
-            header_params={"Accept": "text/plain"},
-            auth_settings=["BearerToken"],
-        )
-        try:
-            response = self.api.call_api(method, url, header_params=headers, _request_timeout=self.timeout_s)
-            body = response.read()
-        except urllib3.exceptions.HTTPError as exc:
-            raise ClusterError(
-                f"Kubernetes API {self.api.configuration.host} did not send the {which} of {pod}/{container} "
-                f"within {self.timeout_s:g} s ({exc.__class__.__name__})"
-            ) from None
+        path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+        response, body = self._request(path, query, "text/plain", f"send the {which} of {pod}/{container}")
         if response.status == 403:
             raise ClusterError(
                 f"Kubernetes API denied verb 'get' on pods/log in namespace '{namespace}' (403 Forbidden); "
@@ -82,25 +67,26 @@ class _ApiSource:
             )
         return body.decode("utf-8", errors="replace")
 
-    def _get(self, kind: KindInfo, namespace: str, query: list[tuple[str, Any]]) -> dict[str, Any] | None:
+    def _request(self, path: str, query: list[tuple[str, Any]], accept: str, what: str) -> tuple[Any, bytes]:
+        """One GET under the client's timeout: the response and its body; no answer is a ClusterError."""
         import urllib3
 
-        where = f" in namespace '{namespace}'" if kind.scope == "namespaced" else ""
         method, url, headers, _, _ = self.api.param_serialize(
-            "GET",
-            kind.path(namespace),
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
+            "GET", path, query_params=query, header_params={"Accept": accept}, auth_settings=["BearerToken"]
         )
         try:
             response = self.api.call_api(method, url, header_params=headers, _request_timeout=self.timeout_s)
-            body = response.read()
+            return response, response.read()
         except urllib3.exceptions.HTTPError as exc:
             raise ClusterError(
-                f"Kubernetes API {self.api.configuration.host} did not answer list {kind.resource}{where} "
+                f"Kubernetes API {self.api.configuration.host} did not {what} "
                 f"within {self.timeout_s:g} s ({exc.__class__.__name__})"
             ) from None
+
+    def _get(self, kind: KindInfo, namespace: str, query: list[tuple[str, Any]]) -> dict[str, Any] | None:
+        where = f" in namespace '{namespace}'" if kind.scope == "namespaced" else ""
+        what = f"answer list {kind.resource}{where}"
+        response, body = self._request(kind.path(namespace), query, "application/json", what)
         status = response.status
         if status == 404 and kind.crd:
             return None
