@@ -156,16 +156,16 @@ def backlog_to_diagnosis(quick: bool) -> Result:
     testkit()  # tests/ on the path: the chain's servers are the test suite's
     runs = 1 if quick else 2
     measured = []
-    with demo_engines(clickhouse=False) as (engines, _), temp_dir() as work, contextlib.ExitStack() as stack:
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
+    with demo_engines(clickhouse=False) as demo, temp_dir() as work, contextlib.ExitStack() as stack:
+        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
         stack.callback(shim.stop)
-        config = _config(engines.redis.url, engines.postgres.url, shim.url)
+        config = _config(demo.redis_url, demo.postgres_url, shim.url)
         (work / "exporter").mkdir()
         exp = Exporter(config, work / "exporter")
         stack.callback(exp.stop)
         if not wait_until(lambda: (h := exp.health()) and h["refreshed"], 120, 0.2):
             raise RuntimeError(f"the exporter did not get ready: {exp.log_path.read_text()[-2000:]}")
-        r = redis.Redis.from_url(engines.redis.url)
+        r = redis.Redis.from_url(demo.redis_url)
         stack.callback(r.close)
         for n in range(1, runs + 1):
             measured.append(_run(n, work, config, exp, r))

@@ -122,17 +122,17 @@ def scrape_latency(quick: bool) -> Result:
     seconds = INTERVAL_S if quick else 2 * INTERVAL_S
     rows, details = [], {}
     with (
-        demo_engines(clickhouse=False) as (engines, _),
+        demo_engines(clickhouse=False) as demo,
         temp_dir() as work,
         contextlib.ExitStack() as stack,
     ):
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
+        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
         stack.callback(shim.stop)
         hole = blackhole()
         stack.callback(hole.close)
         healthy = {
-            "redis": {"url": engines.redis.url},
-            "postgres": {"url": engines.postgres.url},
+            "redis": {"url": demo.redis_url},
+            "postgres": {"url": demo.postgres_url},
             "clickhouse": {"url": shim.url},
         }
         hung = {

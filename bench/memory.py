@@ -64,16 +64,16 @@ def serve_memory(quick: bool) -> Result:
     texts = [MIX[n % len(MIX)] for n in range(total)]
     kit = testkit()
     with (
-        demo_engines(clickhouse=False) as (engines, _),
+        demo_engines(clickhouse=False) as demo,
         temp_dir() as work,
         contextlib.ExitStack() as stack,
     ):
         # The embedded ClickHouse in its own process, with the demo schema, behind an HTTP shim.
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
+        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
         stack.callback(shim.stop)
         target = {
-            "redis": {"url": engines.redis.url},
-            "postgres": {"url": engines.postgres.url},
+            "redis": {"url": demo.redis_url},
+            "postgres": {"url": demo.postgres_url},
             "clickhouse": {"url": shim.url},
         }
         fake = kit.FakeSlack()

@@ -1,0 +1,186 @@
+"""One demo session: the embedded engines, LangSmith's shape on them, an incident, the target reading them.
+
+`lsready demo`, the benchmarks and the test suite all get their engines here. Each engine starts
+the first time it is asked for, unless its URL was given: an external server, or for ClickHouse
+a chdb data path this process already opened (chdb opens one data path per process for the life
+of the process, so tests share one path and isolate by database). `stop` ends what the session
+started, and only that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from checks.config import Config, validate
+from runbooks.demo.cluster import NS, RELEASE, chart_defaults, write_snapshot
+from runbooks.demo.engines import PostgresServer, RedisServer, chdb_url
+from runbooks.demo.scenarios import Scenario, Stage, play
+from runbooks.demo.schema import build_clickhouse, build_postgres, build_redis
+
+KEEP_ENV = "LSREADY_KEEP_DEMO"  # set: the session's directory is left on disk, for a look after
+
+
+class DemoSession:
+    """Redis, PostgreSQL and ClickHouse for `lsready demo`, the benchmarks and the tests."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        redis_url: str | None = None,
+        postgres_url: str | None = None,
+        clickhouse_url: str | None = None,
+    ) -> None:
+        # Short path: a Unix socket path must stay under ~100 characters.
+        self._own_root = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="lsready-")) if root is None else root
+        self._given = {"redis": redis_url, "postgres": postgres_url, "clickhouse": clickhouse_url}
+        self.redis_server: RedisServer | None = None
+        self.postgres_server: PostgresServer | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> DemoSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- the engines, each started on first use ----------------------------------------------------
+
+    @property
+    def redis_url(self) -> str:
+        with self._lock:
+            if self._given["redis"]:
+                return self._given["redis"]
+            if self.redis_server is None:
+                self.redis_server = RedisServer(self._dir("redis")).start()
+            return self.redis_server.url
+
+    @property
+    def postgres_url(self) -> str:
+        with self._lock:
+            if self._given["postgres"]:
+                return self._given["postgres"]
+            if self.postgres_server is None:
+                self.postgres_server = PostgresServer(self._dir("pg")).start()
+            return self.postgres_server.url
+
+    @property
+    def clickhouse_url(self) -> str:
+        """The given ClickHouse URL, else chdb on this session's path (opened on first connect)."""
+        return self._given["clickhouse"] or chdb_url(self.clickhouse_dir)
+
+    @property
+    def clickhouse_dir(self) -> Path:
+        """The chdb data path of this session's own ClickHouse (for a process that opens it instead)."""
+        return self._dir("ch")
+
+    def database_url(self, database: str) -> str:
+        """The ClickHouse URL with `database` as the default database."""
+        base = self.clickhouse_url
+        if base.startswith("chdb://"):
+            return f"{base.split('?')[0]}?database={database}"
+        return base.rsplit("/", 1)[0] + f"/{database}"
+
+    def clickhouse_client(self, database: str | None = None) -> Any:
+        import clickhouse_connect
+
+        url = self.clickhouse_url if database is None else self.database_url(database)
+        return clickhouse_connect.get_client(dsn=url)
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes this session started and has not stopped (the chdb engine runs in this one)."""
+        found = []
+        if self.redis_server is not None and self.redis_server.process is not None:
+            found.append(self.redis_server.process.pid)
+        if self.postgres_server is not None and self.postgres_server.pid is not None:
+            found.append(self.postgres_server.pid)
+        return found
+
+    def stop(self) -> None:
+        """Stop the engines this session started; remove its directory if it made it."""
+        with self._lock:
+            if self.redis_server is not None:
+                self.redis_server.stop()
+            if self.postgres_server is not None:
+                self.postgres_server.stop()
+        if self._own_root and os.environ.get(KEEP_ENV) is None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- LangSmith's shape, and incidents ----------------------------------------------------------
+
+    def shape(self, *, redis: bool = True, postgres: bool = True, clickhouse: bool = True) -> None:
+        """Give the engines LangSmith's tables and queue keys, with a few jobs waiting and recent runs.
+
+        Leave `clickhouse` out when another process opens this session's chdb path.
+        """
+        import redis as redis_lib
+
+        if redis:
+            with contextlib.closing(redis_lib.Redis.from_url(self.redis_url)) as r:
+                build_redis(r)
+        if postgres:
+            build_postgres(self.postgres_url)
+        if clickhouse:
+            build_clickhouse(self.clickhouse_client())
+
+    def stage(self, database: str = "default", redis: Any = None) -> Stage:
+        """Where a scenario plays: `database` of this ClickHouse, and `redis` (else a client of its own)."""
+        import redis as redis_lib
+
+        client = redis if redis is not None else redis_lib.Redis.from_url(self.redis_url)
+        return Stage(self.clickhouse_client(), database, client, lambda: self.clickhouse_client(database))
+
+    @contextlib.contextmanager
+    def play(self, name: str, stage: Stage | None = None) -> Iterator[Scenario]:
+        """Create the incident `name` on `stage` (else the default database); it runs until the block ends."""
+        own = stage is None
+        stage = stage or self.stage()
+        try:
+            with play(name, stage) as scenario:
+                yield scenario
+        finally:
+            if own:
+                stage.redis.close()
+
+    # -- the target ------------------------------------------------------------------------------
+
+    def target(
+        self, *, postgres: bool = True, cluster: bool = True, database: str = "default"
+    ) -> dict[str, Any]:
+        """A target reading these engines; with `cluster`, a snapshot of a chart-defaults install."""
+        target: dict[str, Any] = {"redis": {"url": self.redis_url}}
+        if postgres:
+            target["postgres"] = {"url": self.postgres_url}
+        url = self.clickhouse_url if database == "default" else self.database_url(database)
+        target["clickhouse"] = {"url": url}
+        if cluster:
+            snapshot = write_snapshot(chart_defaults(), self.root / "k8s")
+            target["kubernetes"] = {"namespace": NS, "release": RELEASE, "snapshot_dir": str(snapshot)}
+            # There is no cluster DNS to reach LangSmith's own queue endpoints through: reading them
+            # would only ever say they did not answer.
+            target["queue_endpoints"] = {"enabled": False}
+        return target
+
+    def config(self, thresholds: dict[str, Any] | None = None, **target: Any) -> Config:
+        """A config whose one target, `demo`, reads these engines (`target` as for `target()`)."""
+        raw: dict[str, Any] = {"default_target": "demo", "targets": {"demo": self.target(**target)}}
+        if thresholds:
+            raw["thresholds"] = thresholds
+        return validate(raw, "demo")
