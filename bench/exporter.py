@@ -38,6 +38,7 @@ from bench.common import (
 from bench.engines import demo_engines
 from bench.memory import ABSENT
 from runbooks.demo.engines import free_port
+from runbooks.demo.processes import stop_process
 
 TARGETS = 16
 P99_TARGET_MS = 50.0
@@ -77,13 +78,7 @@ class Exporter:
         return (time.perf_counter() - t0) * 1000, size
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
 
 
 def _fleet(targets: dict[str, Any], probe_s: float, run_s: float) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from processes import stop
 
 from bot.exporter import Exporter
 from bot.observability import Metrics, serve_observability
@@ -305,8 +306,7 @@ def test_cli_exporter_serves_until_sigterm(redis_client: Any, redis_url: str, tm
         assert proc.wait(15) == 0
         assert f"http://127.0.0.1:{port}/metrics, 1 target(s) every 2 s" in proc.stderr.read()  # type: ignore[union-attr]
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop(proc)
 
 
 def test_exporter_interval_and_queue_endpoints_are_validated_config() -> None:

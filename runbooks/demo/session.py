@@ -38,11 +38,13 @@ class DemoSession:
         redis_url: str | None = None,
         postgres_url: str | None = None,
         clickhouse_url: str | None = None,
+        database: str = "default",
     ) -> None:
         # Short path: a Unix socket path must stay under ~100 characters.
         self._own_root = root is None
         self.root = Path(tempfile.mkdtemp(prefix="lsready-")) if root is None else root
         self._given = {"redis": redis_url, "postgres": postgres_url, "clickhouse": clickhouse_url}
+        self.database = database  # the ClickHouse database it shapes, plays in and points the target at
         self.redis_server: RedisServer | None = None
         self.postgres_server: PostgresServer | None = None
         self._lock = threading.Lock()
@@ -138,14 +140,15 @@ class DemoSession:
         if postgres:
             build_postgres(self.postgres_url)
         if clickhouse:
-            build_clickhouse(self.clickhouse_client())
+            build_clickhouse(self.clickhouse_client(), self.database)
 
-    def stage(self, database: str = "default", redis: Any = None) -> Stage:
-        """Where a scenario plays: `database` of this ClickHouse, and `redis` (else a client of its own)."""
+    def stage(self, database: str | None = None, redis: Any = None) -> Stage:
+        """Where a scenario plays: `database` (else the session's) and `redis` (else a client of its own)."""
         import redis as redis_lib
 
+        db = database or self.database
         client = redis if redis is not None else redis_lib.Redis.from_url(self.redis_url)
-        return Stage(self.clickhouse_client(), database, client, lambda: self.clickhouse_client(database))
+        return Stage(self.clickhouse_client(), db, client, lambda: self.clickhouse_client(db))
 
     @contextlib.contextmanager
     def play(self, name: str, stage: Stage | None = None) -> Iterator[Scenario]:
@@ -161,15 +164,13 @@ class DemoSession:
 
     # -- the target ------------------------------------------------------------------------------
 
-    def target(
-        self, *, postgres: bool = True, cluster: bool = True, database: str = "default"
-    ) -> dict[str, Any]:
+    def target(self, *, postgres: bool = True, cluster: bool = True) -> dict[str, Any]:
         """A target reading these engines; with `cluster`, a snapshot of a chart-defaults install."""
         target: dict[str, Any] = {"redis": {"url": self.redis_url}}
         if postgres:
             target["postgres"] = {"url": self.postgres_url}
-        url = self.clickhouse_url if database == "default" else self.database_url(database)
-        target["clickhouse"] = {"url": url}
+        default = self.database == "default"
+        target["clickhouse"] = {"url": self.clickhouse_url if default else self.database_url(self.database)}
         if cluster:
             snapshot = write_snapshot(chart_defaults(), self.root / "k8s")
             target["kubernetes"] = {"namespace": NS, "release": RELEASE, "snapshot_dir": str(snapshot)}
