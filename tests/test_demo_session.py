@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import signal
@@ -22,6 +23,9 @@ from runbooks.demo.scenarios import Stage
 from runbooks.demo.session import DemoSession
 from runbooks.model import DiagnosisKind
 from runbooks.triage import triage
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bot", "runbooks", "checks", "storage")  # what `pip install` ships
 
 
 def _running(pid: int) -> bool:
@@ -130,3 +134,32 @@ def test_stop_process_of_an_ended_process_returns_its_code() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
     proc.wait(10)
     assert stop_process(proc) == 3 and stop_process(None) is None
+
+
+# --- the shipped demo holds only what it uses -----------------------------------------------------
+
+
+def _used_names(tree: ast.AST) -> set[str]:
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            used.update(alias.name for alias in node.names)
+    return used
+
+
+def test_every_name_the_shipped_demo_defines_is_used_by_shipped_code() -> None:
+    """A 185-line production() cluster lived in runbooks/demo/cluster.py, used by tests only."""
+    trees = {p: ast.parse(p.read_text()) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    used = set().union(*map(_used_names, trees.values()))
+    unused = [
+        f"{path.relative_to(ROOT)}: {node.name}"
+        for path, tree in trees.items()
+        if path.parent.name == "demo"
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name not in used
+    ]
+    assert unused == [], "test-only code belongs under tests/"
