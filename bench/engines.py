@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from bench.ch_http import ChHttp
 from bench.common import Result, median, row, say, temp_dir
 from checks.config import Config, validate
 from checks.engine import check_all
@@ -84,6 +85,21 @@ def demo_engines(clickhouse: bool = True) -> Iterator[DemoSession]:
     with temp_dir() as tmp, DemoSession(tmp) as demo:
         demo.shape(clickhouse=clickhouse)
         yield demo
+
+
+@contextlib.contextmanager
+def demo_over_http() -> Iterator[tuple[dict[str, Any], ChHttp]]:
+    """The demo session with its ClickHouse in a process of its own, behind bench/ch_http.py.
+
+    For benches whose lsready is another process: chdb cannot share a data path between processes.
+    Yields a target reading it, and the shim.
+    """
+    with demo_engines(clickhouse=False) as demo:
+        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
+        try:
+            yield {**demo.target(cluster=False), "clickhouse": {"url": shim.url}}, shim
+        finally:
+            shim.stop()
 
 
 def fleet_config(demo: DemoSession, count: int) -> Config:

@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from bench.ch_http import ChHttp
 from bench.common import (
     _ABSENT_BOOT,
     ROOT,
@@ -35,7 +34,7 @@ from bench.common import (
     temp_dir,
     wait_until,
 )
-from bench.engines import demo_engines
+from bench.engines import demo_over_http
 from bench.memory import ABSENT
 from runbooks.demo.engines import free_port
 from runbooks.demo.processes import stop_process
@@ -117,19 +116,12 @@ def scrape_latency(quick: bool) -> Result:
     seconds = INTERVAL_S if quick else 2 * INTERVAL_S
     rows, details = [], {}
     with (
-        demo_engines(clickhouse=False) as demo,
+        demo_over_http() as (healthy, _),
         temp_dir() as work,
         contextlib.ExitStack() as stack,
     ):
-        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
-        stack.callback(shim.stop)
         hole = blackhole()
         stack.callback(hole.close)
-        healthy = {
-            "redis": {"url": demo.redis_url},
-            "postgres": {"url": demo.postgres_url},
-            "clickhouse": {"url": shim.url},
-        }
         hung = {
             "redis": {"url": f"redis://127.0.0.1:{hole.port}/0"},
             "clickhouse": {"url": f"http://127.0.0.1:{hole.port}/default"},

@@ -72,6 +72,10 @@ class RedisServer:
         self.stop()
         raise EngineError(f"redis-server did not answer on port {self.port} within {timeout_s:g} s")
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def stop(self) -> None:
         stop_process(self.process, grace=5)
         self.process = None

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,8 +45,7 @@ class DemoSession:
         self.root = Path(tempfile.mkdtemp(prefix="lsready-")) if root is None else root
         self._given = {"redis": redis_url, "postgres": postgres_url, "clickhouse": clickhouse_url}
         self.database = database  # the ClickHouse database it shapes, plays in and points the target at
-        self.redis_server: RedisServer | None = None
-        self.postgres_server: PostgresServer | None = None
+        self._servers: dict[str, RedisServer | PostgresServer] = {}
         self._lock = threading.Lock()
 
     def __enter__(self) -> DemoSession:
@@ -61,21 +60,22 @@ class DemoSession:
 
     @property
     def redis_url(self) -> str:
-        with self._lock:
-            if self._given["redis"]:
-                return self._given["redis"]
-            if self.redis_server is None:
-                self.redis_server = RedisServer(self._dir("redis")).start()
-            return self.redis_server.url
+        """The given Redis URL, else that of a redis-server on loopback started now."""
+        return self._server_url("redis", lambda: RedisServer(self._dir("redis")).start())
 
     @property
     def postgres_url(self) -> str:
+        """The given PostgreSQL URL, else that of a pgserver on a Unix socket started now."""
+        return self._server_url("postgres", lambda: PostgresServer(self._dir("pg")).start())
+
+    def _server_url(self, name: str, start: Callable[[], RedisServer | PostgresServer]) -> str:
         with self._lock:
-            if self._given["postgres"]:
-                return self._given["postgres"]
-            if self.postgres_server is None:
-                self.postgres_server = PostgresServer(self._dir("pg")).start()
-            return self.postgres_server.url
+            given = self._given[name]
+            if given:
+                return given
+            if name not in self._servers:
+                self._servers[name] = start()
+            return self._servers[name].url
 
     @property
     def clickhouse_url(self) -> str:
@@ -103,20 +103,13 @@ class DemoSession:
     @property
     def pids(self) -> list[int]:
         """The processes this session started and has not stopped (the chdb engine runs in this one)."""
-        found = []
-        if self.redis_server is not None and self.redis_server.process is not None:
-            found.append(self.redis_server.process.pid)
-        if self.postgres_server is not None and self.postgres_server.pid is not None:
-            found.append(self.postgres_server.pid)
-        return found
+        return [pid for server in self._servers.values() if (pid := server.pid) is not None]
 
     def stop(self) -> None:
         """Stop the engines this session started; remove its directory if it made it."""
         with self._lock:
-            if self.redis_server is not None:
-                self.redis_server.stop()
-            if self.postgres_server is not None:
-                self.postgres_server.stop()
+            while self._servers:
+                self._servers.popitem()[1].stop()
         if self._own_root and os.environ.get(KEEP_ENV) is None:
             shutil.rmtree(self.root, ignore_errors=True)
 
