@@ -9,7 +9,9 @@ LSREADY_TEST_CLICKHOUSE_URL.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,11 +37,12 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session_dir() -> Iterator[Path]:
+    """The engines' directory for the whole run, removed after it (its engines are stopped first)."""
     # Unix socket paths must stay short, so not under pytest's deep tmp tree.
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="lsr-"))
+    path = Path(tempfile.mkdtemp(prefix="lsr-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
