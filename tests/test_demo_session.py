@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,39 @@ def test_bench_engines_come_from_the_demo_session_and_are_gone_after() -> None:
     for pid in pids:
         wait_until(lambda pid=pid: not _running(pid), what=f"process {pid} ending")
     assert not root.exists()
+
+
+def _engines_under(path: Path) -> list[int]:
+    """Running processes whose working directory or command line is under `path`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if (cwd.startswith(str(path)) or str(path) in args) and _running(int(proc.name)):
+            found.append(int(proc.name))
+    return found
+
+
+def test_lsready_demo_leaves_no_engine_process_or_directory_behind(tmp_path: Path) -> None:
+    temp = Path(tempfile.mkdtemp(prefix="lsd-"))  # short: PostgreSQL's socket lives under it
+    try:
+        env = {**os.environ, "TMPDIR": str(temp)}
+        out = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "demo", "--format", "json"],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert len(json.loads(out.stdout)["results"]) == 69
+        # redis-server runs in its data directory, postgres names its own on its command line.
+        wait_until(lambda: not _engines_under(temp), what="the demo's engines ending")
+        assert [p.name for p in temp.iterdir() if p.name.startswith("lsready-")] == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # --- stopping a child process ---------------------------------------------------------------------
