@@ -86,7 +86,7 @@ def postgres_url(demo_session: DemoSession) -> str:
 @pytest.fixture(scope="session")
 def clickhouse_base(demo_session: DemoSession) -> tuple[str, Any]:
     """The session's ClickHouse: an external server if configured, else chdb on one data path."""
-    return demo_session.clickhouse_url, demo_session.clickhouse_client()
+    return demo_session.clickhouse_url, demo_session.admin
 
 
 @pytest.fixture

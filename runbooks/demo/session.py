@@ -46,6 +46,7 @@ class DemoSession:
         self._given = {"redis": redis_url, "postgres": postgres_url, "clickhouse": clickhouse_url}
         self.database = database  # the ClickHouse database it shapes, plays in and points the target at
         self._servers: dict[str, RedisServer | PostgresServer] = {}
+        self._admin: Any = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> DemoSession:
@@ -101,6 +102,14 @@ class DemoSession:
         return clickhouse_connect.get_client(dsn=url)
 
     @property
+    def admin(self) -> Any:
+        """One ClickHouse client kept for setting things up (schema, scenarios), from one thread at a time."""
+        with self._lock:
+            if self._admin is None:
+                self._admin = self.clickhouse_client()
+            return self._admin
+
+    @property
     def pids(self) -> list[int]:
         """The processes this session started and has not stopped (the chdb engine runs in this one)."""
         return [pid for server in self._servers.values() if (pid := server.pid) is not None]
@@ -133,7 +142,7 @@ class DemoSession:
         if postgres:
             build_postgres(self.postgres_url)
         if clickhouse:
-            build_clickhouse(self.clickhouse_client(), self.database)
+            build_clickhouse(self.admin, self.database)
 
     def stage(self, database: str | None = None, redis: Any = None) -> Stage:
         """Where a scenario plays: `database` (else the session's) and `redis` (else a client of its own)."""
@@ -141,7 +150,7 @@ class DemoSession:
 
         db = database or self.database
         client = redis if redis is not None else redis_lib.Redis.from_url(self.redis_url)
-        return Stage(self.clickhouse_client(), db, client, lambda: self.clickhouse_client(db))
+        return Stage(self.admin, db, client, lambda: self.clickhouse_client(db))
 
     @contextlib.contextmanager
     def play(self, name: str, stage: Stage | None = None) -> Iterator[Scenario]:
