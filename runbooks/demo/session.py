@@ -116,9 +116,9 @@ class DemoSession:
 
     def stop(self) -> None:
         """Stop the engines this session started; remove its directory if it made it."""
-        with self._lock:
+        with self._lock, contextlib.ExitStack() as stopping:  # each is stopped even if another fails to
             while self._servers:
-                self._servers.popitem()[1].stop()
+                stopping.callback(self._servers.popitem()[1].stop)
         if self._own_root and os.environ.get(KEEP_ENV) is None:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -154,7 +154,7 @@ class DemoSession:
 
     @contextlib.contextmanager
     def play(self, name: str, stage: Stage | None = None) -> Iterator[Scenario]:
-        """Create the incident `name` on `stage` (else the default database); it runs until the block ends."""
+        """Create the incident `name` on `stage` (else the session's own); it runs until the block ends."""
         own = stage is None
         stage = stage or self.stage()
         try:
