@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from processes import stop
 
 from bot.exporter import Exporter
 from bot.observability import Metrics, serve_observability
@@ -306,7 +305,8 @@ def test_cli_exporter_serves_until_sigterm(redis_client: Any, redis_url: str, tm
         assert proc.wait(15) == 0
         assert f"http://127.0.0.1:{port}/metrics, 1 target(s) every 2 s" in proc.stderr.read()  # type: ignore[union-attr]
     finally:
-        stop(proc)
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_exporter_interval_and_queue_endpoints_are_validated_config() -> None:
