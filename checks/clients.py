@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from checks.backends import BackendUnavailable, describe, waiting_for
-from checks.config import RedisConfig, TargetConfig
+from checks.config import RedisConfig, TargetConfig, Timeouts
 from checks.errors import NotConfigured
 from checks.sessions import ClickHouseSession, PostgresSession
 
@@ -26,6 +26,12 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MAX_LEFTOVER_PROBES = 8  # per backend, process-wide: probe threads that outlived their run
+DEFAULT_TIMEOUT_S = Timeouts().probe_s  # a Clients built without one times out as a default config
+# A probe that waits on reads of its own (one per store, one per endpoint) stops waiting at this
+# share of its timeout, never under MIN_INNER_S, so it can still say which read did not answer
+# before the runner gives up on the probe.
+INNER_SHARE = 0.8
+MIN_INNER_S = 0.5
 
 
 # --- Probe threads that outlive their run -------------------------------------------------------
@@ -150,10 +156,10 @@ _WHAT = {
 class Clients:
     """The backends of one target; probes ask for what they need."""
 
-    def __init__(self, target_name: str, target: TargetConfig, timeout_s: float = 5.0) -> None:
+    def __init__(self, target_name: str, target: TargetConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.target_name = target_name
         self.target = target
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # the probe timeout: every socket's, and the runner's wait
         self._lazy: dict[str, _Lazy[Any]] = {
             "redis": _Lazy(lambda: _redis(self._need("redis"), timeout_s), _WHAT["redis"], "redis"),
             "postgres": _Lazy(
@@ -170,6 +176,11 @@ class Clients:
             "blob": _Lazy(lambda: _blob(self._need("blob"), timeout_s), _WHAT["blob"], "blob"),
         }
         self._users: dict[str, set[threading.Thread]] = {}  # backend -> probe threads that used it
+
+    @property
+    def inner_timeout_s(self) -> float:
+        """How long a probe may wait on reads of its own: its timeout less a margin to report them."""
+        return max(MIN_INNER_S, self.timeout_s * INNER_SHARE)
 
     def _need(self, backend: str) -> Any:
         section = getattr(self.target, backend)

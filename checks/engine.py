@@ -8,21 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
-from checks.clients import Clients
 from checks.config import Config
 from checks.errors import LsreadyError
 from checks.model import SECTIONS, Attestation, Item, Kind
-from checks.registry import Catalog, load_catalog
+from checks.prepared import Prepared, catalog_for, prepare
+from checks.registry import Catalog
 from checks.runner import Report, run_checks
 from checks.score import score
+
+__all__ = ["UnknownSelection", "catalog_for", "check", "check_all", "check_prepared", "select"]
 
 
 class UnknownSelection(LsreadyError):
     """A section or item id that the catalog does not have."""
-
-
-def catalog_for(config: Config) -> Catalog:
-    return load_catalog(thresholds=config.thresholds, severity=config.severity)
 
 
 def select(catalog: Catalog, selector: str | None) -> list[Item]:
@@ -59,8 +57,19 @@ def check(
     now: datetime | None = None,
 ) -> Report:
     """Run the checks of one target and return its report; never raises for a backend's trouble."""
-    catalog = catalog or catalog_for(config)
-    name, target_cfg = config.target(target)
+    run = prepare(config, target, catalog=catalog)
+    return check_prepared(run, selector=selector, attestations=attestations, now=now)
+
+
+def check_prepared(
+    run: Prepared,
+    *,
+    selector: str | None = None,
+    attestations: Mapping[str, Attestation] | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """`check` of a target already resolved by `prepare`."""
+    catalog = run.catalog
     wanted = select(catalog, selector)
     # A derived item needs its sources evaluated even when they were not asked for.
     needed = {i.id for i in wanted}
@@ -68,20 +77,16 @@ def check(
         if item.kind is Kind.DERIVED:
             needed.update(item.derived_from or catalog.required_ids())
     to_run = [i for i in catalog.items if i.id in needed]
-    clients = Clients(name, target_cfg, timeout_s=config.timeouts.probe_s)
-    try:
+    with run.clients() as clients:
         report = run_checks(
             catalog,
             clients,
             items=to_run,
             attestations=attestations,
-            probe_timeout_s=config.timeouts.probe_s,
-            deadline_s=config.timeouts.run_s,
-            redactor=config.redactor(),
+            deadline_s=run.deadline_s,
+            redactor=run.redactor,
             now=now,
         )
-    finally:
-        clients.close()
     if len(to_run) == len(wanted):
         return report
     ids = {i.id for i in wanted}
@@ -109,13 +114,12 @@ def check_all(
     nothing: the whole call ends within about one run deadline, not one per target.
     """
     names = list(targets) if targets is not None else list(config.targets)
-    for name in names:
-        config.target(name)  # an unknown name fails before anything runs
     catalog = catalog_for(config)
+    runs = [prepare(config, name, catalog=catalog) for name in names]  # an unknown name fails here
     acks = attestations or {}
 
-    def one(name: str) -> Report:
-        return check(config, name, selector=selector, attestations=acks.get(name), catalog=catalog, now=now)
+    def one(run: Prepared) -> Report:
+        return check_prepared(run, selector=selector, attestations=acks.get(run.name), now=now)
 
-    with ThreadPoolExecutor(max(1, min(max_workers, len(names))), thread_name_prefix="check") as pool:
-        return list(pool.map(one, names))
+    with ThreadPoolExecutor(max(1, min(max_workers, len(runs))), thread_name_prefix="check") as pool:
+        return list(pool.map(one, runs))

@@ -1,12 +1,12 @@
 """Run probes concurrently under timeouts; turn every outcome, even a hang or a crash, into a Result.
 
-Each probe runs on a daemon thread. The runner waits for each until its own timeout (counted from
-the common start) or the run's deadline, whichever is first; a probe still running then is reported
-`unknown` and left to finish against the socket timeouts of its client, never joined. The reason
-says what it was still waiting for when a client knows (a free PostgreSQL connection, credentials
-that do not load); a probe that ended with its own error, a socket timeout included, gives that.
-Probes still running when the run ends count against their backends (see checks.clients), so a hung
-backend does not collect threads run after run.
+Each probe runs on a daemon thread. The runner waits for each until the probe timeout its clients
+carry (counted from the common start) or the run's deadline, whichever is first; a probe still
+running then is reported `unknown` and left to finish against the socket timeouts of its client,
+never joined. The reason says what it was still waiting for when a client knows (a free
+PostgreSQL connection, credentials that do not load); a probe that ended with its own error, a
+socket timeout included, gives that. Probes still running when the run ends count against their
+backends (see checks.clients), so a hung backend does not collect threads run after run.
 """
 
 from __future__ import annotations
@@ -82,12 +82,16 @@ def run_checks(
     *,
     items: Iterable[Item] | None = None,
     attestations: Mapping[str, Attestation] | None = None,
-    probe_timeout_s: float = 5.0,
     deadline_s: float = 30.0,
     redactor: Redactor | None = None,
     now: datetime | None = None,
 ) -> Report:
-    """Evaluate items (all by default) for one target and score them."""
+    """Evaluate items (all by default) for one target and score them.
+
+    Each probe is waited for until the clients' timeout (the one its sockets use too) or
+    `deadline_s` for the whole run, whichever comes first.
+    """
+    probe_timeout_s = clients.timeout_s
     redactor = redactor or Redactor()
     attestations = attestations or {}
     started_at = now or datetime.now(UTC)

@@ -32,6 +32,7 @@ from checks.clients import Clients
 from checks.cluster import ClusterError
 from checks.config import Config
 from checks.errors import LsreadyError
+from checks.prepared import Prepared, prepare
 from checks.scrub import Scrubber
 
 MB = 1_000_000
@@ -242,22 +243,22 @@ def _postgres(clients: Clients, opts: BundleOptions, src: Source) -> None:
 
 
 def _lsready(
-    config: Config, name: str, opts: BundleOptions, evidence: dict[str, Any] | None, src: Source
+    config: Config, run: Prepared, opts: BundleOptions, evidence: dict[str, Any] | None, src: Source
 ) -> None:
+    """The target's config, a triage and a check, each under its own deadlines (not the bundle's)."""
     from checks.engine import check
     from runbooks.triage import triage
 
     src.where = "lsready's own probes"
-    _, target_cfg = config.target(name)
-    src.add("lsready/config.json", target_cfg.model_dump(mode="json", exclude_none=True))
+    src.add("lsready/config.json", run.target.model_dump(mode="json", exclude_none=True))
     if evidence and evidence.get("triage"):
         src.add("lsready/triage.json", evidence["triage"])
     else:
         src.doing = "running the triage"
-        result = triage(config, name, sample_interval_s=opts.triage_sample_s)
+        result = triage(config, run.name, sample_interval_s=opts.triage_sample_s)
         src.add("lsready/triage.json", result.to_dict())
     src.doing = "running the checks"
-    src.add("lsready/check.json", check(config, name).to_dict())
+    src.add("lsready/check.json", check(config, run.name, catalog=run.catalog).to_dict())
 
 
 SOURCES: dict[str, Callable[[Clients, BundleOptions, Source], None]] = {
@@ -274,10 +275,12 @@ def collect_bundle(
     config: Config, target: str | None, opts: BundleOptions, *, evidence: dict[str, Any] | None = None
 ) -> Collection:
     """Every source on its own thread until the deadline; never raises for a source's trouble."""
-    name, target_cfg = config.target(target)
+    # A source connects, then reads: each call may take at most half the bundle's deadline.
+    prepared = prepare(config, target, deadline_s=opts.deadline_s, probe_cap_s=opts.deadline_s / 2)
+    name = prepared.name
     t0, started_at = time.monotonic(), datetime.now(UTC)
     until = t0 + max(1.0, opts.deadline_s - min(WRITE_RESERVE_S, opts.deadline_s / 4))
-    clients = Clients(name, target_cfg, timeout_s=min(config.timeouts.probe_s, opts.deadline_s / 2))
+    clients = prepared.open_clients()  # closed on a thread of its own once the deadline passes
     sources = {"lsready": Source("lsready")}
     for key in SOURCES:
         sources[key] = Source(key)
@@ -300,7 +303,7 @@ def collect_bundle(
     threads = [
         threading.Thread(
             target=run,
-            args=(sources["lsready"], lambda: _lsready(config, name, opts, evidence, sources["lsready"])),
+            args=(sources["lsready"], lambda: _lsready(config, prepared, opts, evidence, sources["lsready"])),
             name="bundle-lsready",
             daemon=True,
         )

@@ -18,9 +18,10 @@ from typing import Any
 
 from checks.clients import Clients
 from checks.config import Config
-from checks.engine import check
+from checks.engine import check_prepared
 from checks.execution import reason, run_probe
 from checks.model import Attestation
+from checks.prepared import prepare
 from checks.probes.clickhouse.reads import (
     DiskUse,
     PartPressure,
@@ -139,36 +140,33 @@ def collect(
 ) -> Signals:
     """Read every signal of `target` at once; returns by `timeouts.run_s`, whatever the backends do."""
     started, mono = time.time(), time.monotonic()
-    deadline = mono + config.timeouts.run_s
-    params = signal_params(catalog) if params is None else params
-    name, target_cfg = config.target(target)
-    out = Signals(name, started)
-    clients = Clients(name, target_cfg, timeout_s=config.timeouts.probe_s)
-    try:
+    run = prepare(config, target, catalog=catalog)
+    deadline = mono + run.deadline_s
+    params = signal_params(run.catalog) if params is None else params
+    out = Signals(run.name, started)
+    with run.clients() as clients:
         futures: dict[str, Future[Any]] = {
             read: run_probe(fn, clients, params)  # type: ignore[arg-type]
             for read, (backend, fn) in READS.items()
             if _configured(clients, backend)
         }
         report_future: Future[Report] = Future()
-        _in_thread(report_future, lambda: check(config, name, attestations=attestations, catalog=catalog))
+        _in_thread(report_future, lambda: check_prepared(run, attestations=attestations))
         got: dict[str, Any] = {}
         for read, future in futures.items():
-            per_read = min(deadline, mono + config.timeouts.probe_s) - time.monotonic()
+            per_read = min(deadline, mono + clients.timeout_s) - time.monotonic()
             try:
                 got[read] = future.result(timeout=max(0.0, per_read))
             except FutureTimeout:
-                out.errors[read] = f"no answer within {config.timeouts.probe_s:g} s"
+                out.errors[read] = f"no answer within {clients.timeout_s:g} s"
             except Exception as exc:
                 out.errors[read] = reason(exc)
         try:
             out.report = report_future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            out.errors["check"] = f"the checklist did not finish within {config.timeouts.run_s:g} s"
+            out.errors["check"] = f"the checklist did not finish within {run.deadline_s:g} s"
         except Exception as exc:
             out.errors["check"] = reason(exc)
-    finally:
-        clients.close()
     _fill(out, got)
     for read, (backend, _) in READS.items():
         if read in futures:

@@ -18,13 +18,12 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
-from checks.clients import Clients
 from checks.cluster import CHART_NAME
 from checks.config import Config, TargetConfig
-from checks.engine import catalog_for
 from checks.errors import LsreadyError
 from checks.execution import run_probe, settled
 from checks.model import Evidence, Status
+from checks.prepared import prepare
 from checks.registry import Catalog
 from checks.secrets import Redactor
 from runbooks.definitions import RUNBOOKS, SIGNALS
@@ -89,30 +88,26 @@ def triage(
     Raises LsreadyError subclasses for bad input only: UnknownRunbook, UnknownTarget, ConfigError.
     """
     book = get_runbook(runbook)
-    name, target_cfg = config.target(target)
-    params = resolve_thresholds(book, catalog_for(config))
-    deadline = deadline_s if deadline_s is not None else min(config.timeouts.run_s, DEADLINE_CAP_S)
-    probe_s = min(config.timeouts.probe_s, deadline)
+    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S)
+    params = resolve_thresholds(book, run.catalog)
+    deadline, probe_s = run.deadline_s, run.probe_s
     interval = float(params["sample_interval_s"] if sample_interval_s is None else sample_interval_s)
     # The two samples must fit in the deadline with room for the reads themselves.
     params["sample_interval_s"] = max(0.0, min(interval, deadline / 3))
 
     started_at, t0 = datetime.now(UTC), time.monotonic()
-    clients = Clients(name, target_cfg, timeout_s=probe_s)
-    walk = _Walk(book, on_step, config.redactor())
-    readings = Readings(clients, params, probe_s)
-    try:
+    walk = _Walk(book, on_step, run.redactor)
+    with run.clients() as clients:
+        readings = Readings(clients, params)
         budgets = {}
         for step in book.steps:
             measure = MEASURES[step.measure]
             extra = params["sample_interval_s"] if measure.samples else 0.0
             budgets[step.id] = min(t0 + probe_s + extra + _GRACE_S, t0 + deadline)
-            _start(step, readings, params, walk, probe_s)
+            _start(step, readings, params, walk)
         walk.wait(budgets, t0)
-    finally:
-        clients.close()
-    diagnosis = diagnose(book, walk.path, _names(target_cfg))
-    return TriageResult(book.name, name, diagnosis, tuple(walk.path), started_at, time.monotonic() - t0)
+    diagnosis = diagnose(book, walk.path, _names(run.target))
+    return TriageResult(book.name, run.name, diagnosis, tuple(walk.path), started_at, time.monotonic() - t0)
 
 
 def _names(target: TargetConfig) -> dict[str, str]:
@@ -123,13 +118,13 @@ def _names(target: TargetConfig) -> dict[str, str]:
     return {"namespace": kube.namespace if kube else "langsmith", "fullname": fullname}
 
 
-def _start(step: Step, readings: Readings, params: Mapping[str, Any], walk: _Walk, probe_s: float) -> None:
+def _start(step: Step, readings: Readings, params: Mapping[str, Any], walk: _Walk) -> None:
     measure = MEASURES[step.measure]
     began = time.monotonic()
     future = run_probe(lambda _clients, p: measure.fn(readings, p), readings.clients, params)
 
     def done(f: Future[Evidence]) -> None:
-        walk.record(_result(step, _evidence(f, probe_s), time.monotonic() - began))
+        walk.record(_result(step, _evidence(f, readings.timeout_s), time.monotonic() - began))
 
     future.add_done_callback(done)
 

@@ -159,7 +159,7 @@ def test_partial_snapshot_makes_only_the_probes_that_need_the_file_unknown(tmp_p
     clients = Clients("t", TargetConfig.model_validate({"kubernetes": {"snapshot_dir": str(directory)}}), 5)
     catalog = load_catalog()
     wanted = ["autoscaling.hpa_configured", "clickhouse.iops", "eks.ebs_csi_driver"]
-    report = run_checks(catalog, clients, items=[catalog.get(i) for i in wanted], probe_timeout_s=5)
+    report = run_checks(catalog, clients, items=[catalog.get(i) for i in wanted])
     by_id = {r.item.id: r for r in report.results}
     hpa, iops = by_id["autoscaling.hpa_configured"], by_id["clickhouse.iops"]
     assert hpa.status is Status.UNKNOWN and "horizontalpodautoscalers.json is missing" in hpa.summary
@@ -265,7 +265,7 @@ def test_an_exec_plugin_that_never_returns_makes_kubernetes_unknown_in_time_and_
     pid = None
     try:
         started = time.monotonic()
-        report = run_checks(catalog, clients, items=items, probe_timeout_s=0.5, deadline_s=10)
+        report = run_checks(catalog, clients, items=items, deadline_s=10)
         clients.close()
         assert time.monotonic() - started < 2, "a hung exec plugin held the run"
         for r in report.results:

@@ -79,7 +79,7 @@ def _clients(servers, objects, source="api", **sections):
 
 
 def _run(clients, ids):
-    report = run_checks(CATALOG, clients, items=[CATALOG.get(i) for i in ids], probe_timeout_s=5)
+    report = run_checks(CATALOG, clients, items=[CATALOG.get(i) for i in ids])
     return {r.item.id: r for r in report.results}
 
 

@@ -131,7 +131,7 @@ def test_redis_and_postgres_probes_write_nothing(redis_client, redis_url, postgr
                 "t", TargetConfig.model_validate({"redis": {"url": r_url}, "postgres": {"url": pg_url}}), 10
             )
             items = [i for i in CATALOG.items if i.probe in OUR_PROBES]
-            report = run_checks(CATALOG, clients, items=items, probe_timeout_s=10, deadline_s=20)
+            report = run_checks(CATALOG, clients, items=items, deadline_s=20)
             clients.close()
             _wait_flushed(postgres_url, pg_url, table)
             after = redis_snapshot(redis_client, redis_url), postgres_snapshot(postgres_url)

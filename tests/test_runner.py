@@ -55,7 +55,7 @@ def test_probe_that_never_returns_is_unknown_at_its_timeout():
         probes={"hangs": hangs, "fine": fine},
     )
     started = time.monotonic()
-    report = run_checks(catalog, Clients("t", TargetConfig()), probe_timeout_s=0.3, deadline_s=5)
+    report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=0.3), deadline_s=5)
     assert time.monotonic() - started < 1.5
     statuses = {r.item.id: r.status for r in report.results}
     assert statuses == {"a.hangs": Status.UNKNOWN, "a.fine": Status.PASS}
@@ -68,7 +68,7 @@ def test_run_deadline_caps_the_whole_run():
 
     catalog = Catalog(items=(_item("a.slow", probe="slow"),), probes={"slow": slow})
     started = time.monotonic()
-    report = run_checks(catalog, Clients("t", TargetConfig()), probe_timeout_s=20, deadline_s=0.4)
+    report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=20), deadline_s=0.4)
     assert time.monotonic() - started < 1.5
     assert report.results[0].status is Status.UNKNOWN
 
@@ -163,7 +163,7 @@ def test_a_probe_that_fails_with_its_own_socket_timeout_is_reported_with_that_re
 
     catalog = Catalog(items=(_item("a.sock", probe="sock"),), probes={"sock": own_timeout})
     started = time.monotonic()
-    report = run_checks(catalog, Clients("t", TargetConfig()), probe_timeout_s=5)
+    report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=5))
     assert time.monotonic() - started < 2
     result = report.results[0]
     assert result.status is Status.UNKNOWN

@@ -100,7 +100,7 @@ def evidence(clients: Clients, params: Mapping[str, Any]) -> Evidence:
     line, not the others': whatever has not answered within most of the probe's time is named.
     """
     started = {s: run_probe(_read(read), clients, {}) for s, read in READERS.items() if clients.has(s)}
-    limit = max(0.5, clients.timeout_s * 0.8)
+    limit = clients.inner_timeout_s
     wait(list(started.values()), timeout=limit)
     lines, observed = [], {}
     for store, future in started.items():

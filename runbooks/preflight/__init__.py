@@ -15,13 +15,12 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
-from checks.clients import Clients
 from checks.config import Config, TargetConfig
-from checks.engine import catalog_for
 from checks.errors import LsreadyError
+from checks.execution import run_probe, settled
 from checks.model import Evidence, Status
+from checks.prepared import prepare
 from checks.registry import Catalog
-from checks.runner import run_probe, settled
 from checks.secrets import Redactor
 from runbooks.model import FromCatalog
 from runbooks.preflight.model import (
@@ -109,26 +108,30 @@ def preflight(
     from the caller's thread. An exception from it is logged and ignored.
     Raises LsreadyError subclasses for bad input only (UnknownTarget, ConfigError, PreflightError).
     """
-    name, target_cfg = config.target(target)
-    configured = target_cfg.preflight
+    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S)
+    configured = run.target.preflight
     if configured is not None and new_values is None and configured.values:
         new_values, values_name = load_values(configured.values), configured.values
     if configured is not None and current_values is None and configured.current_values:
         current_values = load_values(configured.current_values)
-    catalog = catalog_for(config)
-    params = resolve(catalog)
-    remediation = {i.id: i.remediation for i in catalog.items}
-    deadline = deadline_s if deadline_s is not None else min(config.timeouts.run_s, DEADLINE_CAP_S)
-    probe_s = min(config.timeouts.probe_s, deadline)
-    redactor = config.redactor()
+    params = resolve(run.catalog)
+    remediation = {i.id: i.remediation for i in run.catalog.items}
+    deadline, probe_s, redactor = run.deadline_s, run.probe_s, run.redactor
     started_at, t0 = datetime.now(UTC), time.monotonic()
-    clients = Clients(name, target_cfg, timeout_s=probe_s)
-    ctx = Context(
-        name, target_cfg, clients, params, new_values, values_name, current_values, to_version, remediation
-    )
     done: list[PreflightStep] = []
     ended: dict[str, float] = {}
-    try:
+    with run.clients() as clients:
+        ctx = Context(
+            run.name,
+            run.target,
+            clients,
+            params,
+            new_values,
+            values_name,
+            current_values,
+            to_version,
+            remediation,
+        )
         futures = [
             (step, time.monotonic(), run_probe(_as_probe(step, ctx, ended), clients, params))
             for step in STEPS
@@ -143,11 +146,9 @@ def preflight(
             result = _result(step, future, probe_s, took, redactor)
             done.append(result)
             _emit(on_step, result)
-    finally:
-        clients.close()
     steps = tuple(done)
     return PreflightResult(
-        name, verdict(steps), steps, started_at, time.monotonic() - t0, to_version, values_name
+        run.name, verdict(steps), steps, started_at, time.monotonic() - t0, to_version, values_name
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from checks import endpoints
-from checks.clients import Clients
+from checks.clients import MIN_INNER_S, Clients
 from checks.cluster import Cluster
 from checks.errors import LsreadyError, NotConfigured
 from checks.model import Evidence, Status
@@ -54,8 +54,9 @@ def blob_acl(clients: Clients, params: Mapping[str, Any]) -> Evidence:
         raise LsreadyError(f"the blob endpoint {url!r} ({source}) names no host")
     port = parts.port or (443 if tls else 80)
     target = Target(host, port, tls=tls, ask=http_ask("HEAD", "/", host_header_for(host, port, tls)))
-    step = max(clients.timeout_s * 0.4, 0.5)
-    r = measure({"blob": target}, step, max(clients.timeout_s * 0.8, step))["blob"]
+    within = clients.inner_timeout_s
+    step = max(within / 2, MIN_INNER_S)  # each stage (connect, TLS, reply) waits at most this
+    r = measure({"blob": target}, step, within)["blob"]
     keys = ("connect_ms", "tls_ms", "reply_ms", "reply", "cert_error", "error")
     observed: dict[str, Any] = {"endpoint": target.label, "from": source, "tls": tls}
     observed.update({k: r[k] for k in keys if k in r})
