@@ -6,27 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, HeaderBlock
 
 from bot import actions
-from bot.render.limits import (
-    CONTEXT_TEXT,
-    HEADER_TEXT,
-    SECTION_TEXT,
-    Message,
-    button_value,
-    clip,
-    finish,
-    fit_lines,
-)
+from bot.render.blocks import actions_row, button, context, evidence_button, header, section, section_lines
+from bot.render.limits import SECTION_TEXT, Message, button_value, clip, finish, fit_lines
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.preflight import STEPS, Level, PreflightResult, PreflightStep
@@ -60,7 +44,7 @@ def _checklist(done: Sequence[PreflightStep], *, finished: bool) -> str:
 
 
 def _header(target: str, to: str | None) -> HeaderBlock:
-    return HeaderBlock(text=clip(line(_t().title, target, to), HEADER_TEXT))
+    return header(line(_t().title, target, to))
 
 
 def render_preflight_progress(
@@ -69,8 +53,8 @@ def render_preflight_progress(
     """While it runs: finished steps, the running one, the ones waiting."""
     blocks: list[Block] = [
         _header(target, to),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(done, finished=False))),
-        ContextBlock(elements=[MarkdownTextObject(text=line(_t().running_footer, started))]),
+        section(_checklist(done, finished=False)),
+        context(line(_t().running_footer, started)),
     ]
     return finish(
         line(_t().starting, target), blocks, redactor, metadata=actions.metadata(target, "preflight")
@@ -82,8 +66,8 @@ def render_preflight_stopped(
 ) -> Message:
     blocks: list[Block] = [
         _header(target, to),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(done, finished=True))),
-        SectionBlock(text=MarkdownTextObject(text=line(_t().stopped))),
+        section(_checklist(done, finished=True)),
+        section(line(_t().stopped)),
     ]
     return finish(
         f"Upgrade preflight on {target} stopped",
@@ -99,32 +83,21 @@ def render_preflight_result(result: PreflightResult, redactor: Redactor, *, snap
     v = result.verdict.value
     blocks: list[Block] = [
         _header(result.target, result.to_version),
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=clip(line(t.verdict, VERDICT_EMOJI[v], result.headline), SECTION_TEXT)
-            )
-        ),
+        section(line(t.verdict, VERDICT_EMOJI[v], result.headline)),
     ]
     for level, label in SECTIONS:
         found = result.findings(level)
         if found:
             lines = [f"*{label}*", *(line(t.finding, f) for f in found)]
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=_checklist(result.steps, finished=True))))
+            blocks.append(section_lines(lines))
+    blocks.append(section(_checklist(result.steps, finished=True)))
     if result.unmeasured:
         lines = ["*Not read*", *(line(t.bullet, u) for u in result.unmeasured)]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+        blocks.append(section_lines(lines))
     footer = f"{line(t.values_note, result.values_file)} · {line(t.done_footer, result)}"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(footer, CONTEXT_TEXT))]))
-    buttons = []
+    blocks.append(context(footer))
     rerun = button_value(t=result.target, v=result.to_version)
-    if rerun is not None:
-        buttons.append(
-            ButtonElement(text="Re-run", action_id=actions.PREFLIGHT_RERUN, value=rerun, style="primary")
-        )
-    if snapshot is not None:
-        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
-    if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
+    buttons = [button("Re-run", actions.PREFLIGHT_RERUN, rerun, primary=True)] if rerun is not None else []
+    blocks += actions_row(buttons + evidence_button(snapshot))
     text = line(t.fallback, result.target, result.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "preflight"))
