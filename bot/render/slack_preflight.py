@@ -10,12 +10,12 @@ from slack_sdk.models.blocks import Block, HeaderBlock
 
 from bot import actions
 from bot.render.blocks import actions_row, button, context, evidence_button, header, section, section_lines
-from bot.render.limits import SECTION_TEXT, Message, button_value, clip, finish, fit_lines
+from bot.render.checklist import checklist, progress_blocks, stopped_blocks
+from bot.render.limits import Message, button_value, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.preflight import STEPS, Level, PreflightResult, PreflightStep
 
-STEP_LINE = 600
 VERDICT_EMOJI = {
     "ready": ":white_check_mark:",
     "ready_with_warnings": ":warning:",
@@ -34,13 +34,8 @@ def _t() -> Any:
 
 
 def _checklist(done: Sequence[PreflightStep], *, finished: bool) -> str:
-    t = _t()
-    lines = [line(t.step_done, s) for s in done]
     ran = {s.step_id for s in done}
-    pending = [s for s in STEPS if s.id not in ran]
-    if not finished:
-        lines += [line(t.step_running if i == 0 else t.step_waiting, s.title) for i, s in enumerate(pending)]
-    return fit_lines([clip(x, STEP_LINE) for x in lines] or ["_No steps._"], SECTION_TEXT)
+    return checklist(_t(), done, [s.title for s in STEPS if s.id not in ran], finished=finished)
 
 
 def _header(target: str, to: str | None) -> HeaderBlock:
@@ -51,11 +46,9 @@ def render_preflight_progress(
     target: str, to: str | None, done: Sequence[PreflightStep], started: datetime, redactor: Redactor
 ) -> Message:
     """While it runs: finished steps, the running one, the ones waiting."""
-    blocks: list[Block] = [
-        _header(target, to),
-        section(_checklist(done, finished=False)),
-        context(line(_t().running_footer, started)),
-    ]
+    blocks = progress_blocks(
+        _header(target, to), _checklist(done, finished=False), line(_t().running_footer, started)
+    )
     return finish(
         line(_t().starting, target), blocks, redactor, metadata=actions.metadata(target, "preflight")
     )
@@ -64,11 +57,7 @@ def render_preflight_progress(
 def render_preflight_stopped(
     target: str, to: str | None, done: Sequence[PreflightStep], redactor: Redactor
 ) -> Message:
-    blocks: list[Block] = [
-        _header(target, to),
-        section(_checklist(done, finished=True)),
-        section(line(_t().stopped)),
-    ]
+    blocks = stopped_blocks(_header(target, to), _checklist(done, finished=True), line(_t().stopped))
     return finish(
         f"Upgrade preflight on {target} stopped",
         blocks,

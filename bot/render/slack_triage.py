@@ -19,13 +19,13 @@ from bot.render.blocks import (
     section,
     section_lines,
 )
-from bot.render.limits import ACTION_ELEMENTS, SECTION_TEXT, Message, button_value, clip, finish, fit_lines
+from bot.render.checklist import checklist, progress_blocks, stopped_blocks
+from bot.render.limits import ACTION_ELEMENTS, Message, button_value, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.model import Runbook, StepResult, TriageResult
 
 OWN_BUTTONS = 5  # Re-run, Run all, Show evidence, the bundle, and one spare
-STEP_LINE = 600  # one step's line; the whole checklist still has to fit one section
 
 
 def _t() -> Any:
@@ -33,16 +33,9 @@ def _t() -> Any:
 
 
 def _checklist(runbook: Runbook, done: Sequence[StepResult], *, finished: bool) -> str:
-    t = _t()
-    lines = [line(t.step_done, _step(s)) for s in done]
     ran = {s.step_id for s in done}
-    pending = [s for s in runbook.steps if s.id not in ran]
-    for i, step in enumerate(pending):
-        if finished:
-            lines.append(line(t.step_skipped, step.title))
-        else:
-            lines.append(line(t.step_running if i == 0 else t.step_waiting, step.title))
-    return fit_lines([clip(x, STEP_LINE) for x in lines] or ["_No steps._"], SECTION_TEXT)
+    pending = [s.title for s in runbook.steps if s.id not in ran]
+    return checklist(_t(), [_step(s) for s in done], pending, finished=finished, skipped=True)
 
 
 def _step(s: StepResult) -> dict[str, Any]:
@@ -63,22 +56,17 @@ def render_progress(
     by: str | None = None,
 ) -> Message:
     """The message while the runbook runs: finished steps, the running one, the ones waiting."""
-    blocks: list[Block] = [
-        _header(runbook, target),
-        section(_checklist(runbook, done, finished=False)),
-        context(line(_t().running_footer, started, by)),
-    ]
+    steps = _checklist(runbook, done, finished=False)
+    blocks = progress_blocks(_header(runbook, target), steps, line(_t().running_footer, started, by))
     text = line(_t().starting, runbook.name, target, by)
     return finish(text, blocks, redactor, metadata=actions.metadata(target, "triage"))
 
 
 def render_stopped(runbook: Runbook, target: str, done: Sequence[StepResult], redactor: Redactor) -> Message:
     """The message when the triage raised: what finished, and that it stopped."""
-    blocks: list[Block] = [
-        _header(runbook, target),
-        section(_checklist(runbook, done, finished=True)),
-        section(line(_t().stopped)),
-    ]
+    blocks = stopped_blocks(
+        _header(runbook, target), _checklist(runbook, done, finished=True), line(_t().stopped)
+    )
     return finish(
         f"{runbook.name} triage on {target} stopped",
         blocks,
