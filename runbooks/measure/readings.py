@@ -104,13 +104,6 @@ class Readings:
         return self.get(name)["value"]
 
 
-def queue_list(q: QueueDepth) -> tuple[str, bool]:
-    """(waiting-list key, True when new jobs are pushed on the right), per system's enqueue order."""
-    if q.system == "saq":
-        return f"saq:{q.queue}:queued", True  # RPUSH, dequeued from the left
-    return f"asynq:{{{q.queue}}}:pending", False  # LPUSH, dequeued from the right
-
-
 def list_ends(r: Any, depths: list[QueueDepth], count: int) -> dict[str, tuple[int, list[str]]]:
     """Per queue: its length and its `count` newest ids, newest first, read back to back.
 
@@ -119,12 +112,11 @@ def list_ends(r: Any, depths: list[QueueDepth], count: int) -> dict[str, tuple[i
     """
     pipe = r.pipeline(transaction=False)
     for q in depths:
-        key, right = queue_list(q)
-        pipe.llen(key)
-        pipe.lrange(key, -count, -1) if right else pipe.lrange(key, 0, count - 1)
+        pipe.llen(q.waiting_key)
+        pipe.lrange(q.waiting_key, -count, -1) if q.pushed_right else pipe.lrange(q.waiting_key, 0, count - 1)
     replies = pipe.execute()
     out = {}
     for n, q in enumerate(depths):
         length, ids = int(replies[2 * n]), list(replies[2 * n + 1])
-        out[q.label] = (length, ids[::-1] if queue_list(q)[1] else ids)
+        out[q.label] = (length, ids[::-1] if q.pushed_right else ids)
     return out

@@ -15,6 +15,11 @@ MAX_QUEUES = 50  # queues read per system; more than this is itself worth a look
 WAITING_LIST = {"saq": "queued", "asynq": "pending"}  # beside `active`, under each queue's key
 
 
+def queue_base(system: str, queue: str) -> str:
+    """The prefix of a queue's lists: `<base>:active` and its waiting list."""
+    return f"saq:{queue}" if system == "saq" else f"asynq:{{{queue}}}"
+
+
 @dataclass(frozen=True)
 class QueueDepth:
     """One LangSmith queue in Redis; `oldest_age_s` is None when no waiting job could be dated."""
@@ -28,6 +33,15 @@ class QueueDepth:
     @property
     def label(self) -> str:
         return f"{self.system}:{self.queue}"
+
+    @property
+    def waiting_key(self) -> str:
+        return f"{queue_base(self.system, self.queue)}:{WAITING_LIST[self.system]}"
+
+    @property
+    def pushed_right(self) -> bool:
+        """saq RPUSHes and dequeues from the left; asynq LPUSHes and dequeues from the right."""
+        return self.system == "saq"
 
     def to_dict(self) -> dict[str, Any]:
         age = None if self.oldest_age_s is None else round(self.oldest_age_s, 1)
@@ -63,21 +77,22 @@ def _saq_depths(r: Any, sample_limit: int, now: float) -> list[QueueDepth]:
         if not key.startswith("saq:job:"):
             names.add(key[len("saq:") : -len(":queued")])
     return [
-        _depth(r, "saq", name, f"saq:{name}", lambda name=name: _saq_oldest_age(r, name, now))
+        _depth(r, "saq", name, lambda base: _saq_oldest_age(r, base, now))
         for name in sorted(names)[:MAX_QUEUES]
     ]
 
 
-def _depth(r: Any, system: str, name: str, base: str, oldest: Callable[[], float | None]) -> QueueDepth:
-    """One queue from `<base>:<waiting list>` and `<base>:active`; `oldest` is read only when jobs wait."""
+def _depth(r: Any, system: str, name: str, oldest: Callable[[str], float | None]) -> QueueDepth:
+    """One queue from its waiting and active lists; `oldest(base)` is read only when jobs wait."""
+    base = queue_base(system, name)
     waiting = int(r.llen(f"{base}:{WAITING_LIST[system]}"))
     active = int(r.llen(f"{base}:active"))
-    return QueueDepth(system, name, waiting, active, oldest() if waiting else None)
+    return QueueDepth(system, name, waiting, active, oldest(base) if waiting else None)
 
 
-def _saq_oldest_age(r: Any, queue: str, now: float) -> float | None:
+def _saq_oldest_age(r: Any, base: str, now: float) -> float | None:
     # saq RPUSHes and dequeues from the left, so the oldest waiting job is at index 0.
-    head = r.lrange(f"saq:{queue}:queued", 0, 0)
+    head = r.lrange(f"{base}:queued", 0, 0)
     queued_ms = _saq_queued_ms(r, head[0]) if head else None
     return None if queued_ms is None else max(0.0, now - queued_ms / 1000)
 
@@ -111,11 +126,8 @@ def _saq_hash_queued_ms(r: Any, job_id: str) -> float | None:
 
 
 def _asynq_depths(r: Any, now: float) -> list[QueueDepth]:
-    bases = {name: f"asynq:{{{name}}}" for name in sorted(r.smembers("asynq:queues"))[:MAX_QUEUES]}
-    return [
-        _depth(r, "asynq", name, base, lambda base=base: _asynq_oldest_age(r, base, now))
-        for name, base in bases.items()
-    ]
+    names = sorted(r.smembers("asynq:queues"))[:MAX_QUEUES]
+    return [_depth(r, "asynq", name, lambda base: _asynq_oldest_age(r, base, now)) for name in names]
 
 
 def _asynq_oldest_age(r: Any, base: str, now: float) -> float | None:
