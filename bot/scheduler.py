@@ -54,17 +54,29 @@ def send_digests(
     posted = send_due_digests(readiness, digest_poster(readiness, client, metrics))
     retry = digest_retry_at(readiness)
     if scheduler is not None and retry is not None:
-        scheduler.add_job(
-            send_digests,
-            "date",
-            run_date=retry,
-            args=[readiness, client, scheduler, metrics],
-            id="digest-retry",
-            replace_existing=True,
-            misfire_grace_time=3600,
-        )
+        _digest_once(scheduler, retry, "digest-retry", readiness, client, metrics)
         log.info("a digest post of this slot is unfinished; trying again at %s", retry.isoformat())
     return posted
+
+
+def _digest_once(
+    scheduler: BackgroundScheduler,
+    at: datetime,
+    job_id: str,
+    readiness: Readiness,
+    client: WebClient,
+    metrics: Metrics | None,
+) -> None:
+    """One digest run at `at`, besides the cron: a retry of an unfinished post, or the start-up catch-up."""
+    scheduler.add_job(
+        send_digests,
+        "date",
+        run_date=at,
+        args=[readiness, client, scheduler, metrics],
+        id=job_id,
+        replace_existing=True,
+        misfire_grace_time=3600,
+    )
 
 
 def send_reminders(readiness: Readiness, client: WebClient) -> int:
@@ -123,14 +135,7 @@ def build_scheduler(
             misfire_grace_time=3600,
         )
         # A restart just after a slot would otherwise wait a whole cycle; the store keeps it at once.
-        scheduler.add_job(
-            send_digests,
-            "date",
-            run_date=now,
-            args=[readiness, client, scheduler, metrics],
-            id="digest-catch-up",
-            misfire_grace_time=3600,
-        )
+        _digest_once(scheduler, now, "digest-catch-up", readiness, client, metrics)
     scheduler.add_job(
         send_reminders,
         IntervalTrigger(hours=1, timezone=tz),

@@ -117,15 +117,21 @@ class StepResult:
     duration_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.step_id,
-            "title": self.title,
-            "status": self.status.value,
-            "summary": self.summary,
-            "evidence": self.evidence,
-            "at": self.at.isoformat(),
-            "duration_s": round(self.duration_s, 3),
-        }
+        return step_dict(self)
+
+
+def step_dict(step: Any, **after_summary: Any) -> dict[str, Any]:
+    """A finished step as JSON: a triage's StepResult, or a preflight's step with its findings."""
+    return {
+        "id": step.step_id,
+        "title": step.title,
+        "status": step.status.value,
+        "summary": step.summary,
+        **after_summary,
+        "evidence": step.evidence,
+        "at": step.at.isoformat(),
+        "duration_s": round(step.duration_s, 3),
+    }
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,27 @@ def sign(body: str, timestamp: str, secret: str = SIGNING_SECRET) -> str:
     return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
 
 
+def command_payload(
+    text: str, response_url: str, *, user: str = "U0000001", channel: str = "C0000001"
+) -> dict[str, str]:
+    """What Slack sends for `/langsmith <text>`, over HTTP (as a form) or Socket Mode (as JSON)."""
+    return {
+        "token": "x",
+        "team_id": TEAM,
+        "team_domain": "t",
+        "channel_id": channel,
+        "channel_name": "ops",
+        "user_id": user,
+        "user_name": "someone",
+        "command": "/langsmith",
+        "text": text,
+        "api_app_id": "A0000001",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": "1.2.3",
+    }
+
+
 def send(
     url: str,
     body: str,
@@ -330,20 +351,7 @@ class BotHarness:
     # --- what Slack would send -----------------------------------------------------------------
 
     def command(self, text: str, *, user: str = "U0000001", channel: str = "C0000001", **kw: Any) -> Reply:
-        form = {
-            "token": "x",
-            "team_id": TEAM,
-            "team_domain": "t",
-            "channel_id": channel,
-            "channel_name": "ops",
-            "user_id": user,
-            "user_name": "someone",
-            "command": "/langsmith",
-            "text": text,
-            "api_app_id": "A0000001",
-            "response_url": self.fake.response_url(),
-            "trigger_id": "1.2.3",
-        }
+        form = command_payload(text, self.fake.response_url(), user=user, channel=channel)
         return send(self.url, urlencode(form), "application/x-www-form-urlencoded", **kw)
 
     def interact(self, payload: dict[str, Any]) -> Reply:

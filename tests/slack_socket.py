@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from slack_fake import TEAM
+from slack_fake import command_payload as command_payload  # what a Socket Mode test sends
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -126,23 +126,3 @@ class FakeSocketMode:
         with contextlib.suppress(OSError):
             conn.socket.shutdown(socket.SHUT_RDWR)
         conn.socket.close()
-
-
-def command_payload(
-    text: str, response_url: str, *, user: str = "U0000001", channel: str = "C0000001"
-) -> dict:
-    return {
-        "token": "x",
-        "team_id": TEAM,
-        "team_domain": "t",
-        "channel_id": channel,
-        "channel_name": "ops",
-        "user_id": user,
-        "user_name": "someone",
-        "command": "/langsmith",
-        "text": text,
-        "api_app_id": "A0000001",
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": "1.2.3",
-    }

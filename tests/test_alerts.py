@@ -310,7 +310,7 @@ def test_a_firing_alert_posts_one_message_and_the_live_triage_in_its_thread(bot)
 def test_repeat_notifications_update_the_message_and_triage_again_only_after_retriage_after(bot):
     deliver(bot.alerts, notification())
     ts = wait_until(lambda: top_level(bot.fake))[0]["ts"]
-    wait_until(lambda: triage_done(in_thread(bot.fake, ts)[0]))
+    wait_until(lambda: any(triage_done(m) for m in in_thread(bot.fake, ts)), what="the diagnosis")
     bot.wait_idle()
     deliver(bot.alerts, notification(alerts=3))
     wait_until(lambda: counted(bot, "updated") == 1)

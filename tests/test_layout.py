@@ -1,4 +1,5 @@
-"""The shape of checks/: files a reader can hold, no private names across modules, no import circles."""
+"""The shape of checks/ and runbooks/: files a reader can hold, no private names across modules, no
+import circles."""
 
 from __future__ import annotations
 
@@ -51,11 +52,16 @@ def _imports(module: str, tree: ast.Module, is_package: bool) -> list[tuple[str,
     return found
 
 
-def test_no_module_in_checks_is_over_about_500_lines():
+# Over the limit for now, each with its ceiling: the demo cluster still holds a test-only one.
+KNOWN_LONG = {"runbooks/demo/cluster.py": 660}
+
+
+def test_no_module_in_checks_or_runbooks_is_over_about_500_lines():
     long = {
         str(path.relative_to(ROOT)): n
-        for path in CHECKS.rglob("*.py")
-        if (n := len(path.read_text().splitlines())) > MAX_LINES
+        for package in (CHECKS, ROOT / "runbooks")
+        for path in package.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > KNOWN_LONG.get(str(path.relative_to(ROOT)), MAX_LINES)
     }
     assert long == {}
 
@@ -103,8 +109,9 @@ def _circles(graph: dict[str, set[str]]) -> list[str]:
     return circles
 
 
-def test_checks_has_no_import_circle():
+def test_checks_and_runbooks_have_no_import_circle():
     assert _circles(_graph(_sources("checks"))) == []
+    assert _circles(_graph(_sources("runbooks"))) == []
 
 
 def test_an_import_inside_a_function_still_closes_a_circle():

@@ -13,7 +13,7 @@ from checks.probes.release import chart_version, image_tag, job_state, parse_ver
 from runbooks.demo.cluster import hook_job
 from runbooks.preflight.model import Finding, Level, PreflightStep, Verdict, step_status, verdict
 from runbooks.preflight.notes import Note, NotesError, load_notes, notes_for
-from runbooks.preflight.steps import _backup_problem
+from runbooks.preflight.storage import _backup_problem
 from runbooks.preflight.values import (
     CHART_DEFAULTS,
     Facts,

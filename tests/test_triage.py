@@ -319,16 +319,16 @@ def test_demo_refuses_an_unknown_scenario_before_starting_engines() -> None:
 
 
 def test_queue_flow_counts_arrivals_after_the_marker_and_bounds_a_turned_over_queue() -> None:
-    from runbooks.measure import _arrived_since, queue_flow
+    from runbooks.measure import arrived_since, queue_flow
 
     # 10 waited; 3 arrived after the marker (the newest job then); now 8 wait, so 5 left.
-    assert queue_flow(10, 8, _arrived_since("j10", ["j13", "j12", "j11", "j10", "j9"]), True, 1000) == (
+    assert queue_flow(10, 8, arrived_since("j10", ["j13", "j12", "j11", "j10", "j9"]), True, 1000) == (
         3,
         5,
         True,
     )
     # The marker is gone and the whole list was read: all 10 left, at least the 4 waiting arrived.
-    assert queue_flow(10, 4, _arrived_since("j10", ["j14", "j13", "j12", "j11"]), True, 1000) == (
+    assert queue_flow(10, 4, arrived_since("j10", ["j14", "j13", "j12", "j11"]), True, 1000) == (
         4,
         10,
         False,

@@ -1,6 +1,6 @@
 """The "Prepare support bundle" button: build the bundle behind the ack, upload it to the thread.
 
-Any message can carry the button (`bot.render.slack_triage.bundle_button(target, snapshot)`): with a
+Any message can carry the button (`bot.render.blocks.bundle_button(target, snapshot)`): with a
 snapshot key, the triage that message shows goes into the bundle as its triage evidence.
 """
 

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block
 
 from bot import actions
-from bot.render.limits import HEADER_TEXT, SECTION_TEXT, Message, button_value, clip, finish, fit_lines
+from bot.render.blocks import actions_row, button, context, evidence_button, header, section_lines
+from bot.render.limits import Message, button_value, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.digest import Digest
@@ -25,10 +18,6 @@ def _t() -> Any:
     return macros("slack_digest.j2")
 
 
-def _section(lines: list[str]) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
-
-
 def render_digest(
     digest: Digest, redactor: Redactor, *, snapshot: str | None = None, preview: bool = False
 ) -> Message:
@@ -36,8 +25,8 @@ def render_digest(
     t, r = _t(), macros("slack_report.j2")
     score = digest.report.score
     blocks: list[Block] = [
-        HeaderBlock(text=clip(line(t.title, digest.target), HEADER_TEXT)),
-        _section([line(r.score, score), line(r.buckets, score.buckets), line(t.since, digest)]),
+        header(line(t.title, digest.target)),
+        section_lines([line(r.score, score), line(r.buckets, score.buckets), line(t.since, digest)]),
     ]
     for label, changes in (
         ("New failures", digest.new_failures),
@@ -47,7 +36,7 @@ def render_digest(
     ):
         if changes:
             blocks.append(
-                _section([line(t.label, label, len(changes)), *(line(t.change, c) for c in changes)])
+                section_lines([line(t.label, label, len(changes)), *(line(t.change, c) for c in changes)])
             )
     for label, acks, macro in (
         ("Attested", digest.acks_added, t.attested),
@@ -55,27 +44,24 @@ def render_digest(
         ("Attestations revoked", digest.acks_revoked, t.revoked),
     ):
         if acks:
-            blocks.append(_section([line(t.label, label, len(acks)), *(line(macro, a) for a in acks)]))
+            blocks.append(section_lines([line(t.label, label, len(acks)), *(line(macro, a) for a in acks)]))
     if digest.failing_required:
         lines = [line(t.label, "Required items failing", len(digest.failing_required))]
-        blocks.append(_section(lines + [line(t.failing, c) for c in digest.failing_required]))
+        blocks.append(section_lines(lines + [line(t.failing, c) for c in digest.failing_required]))
     if digest.manual_waiting:
         lines = [line(t.label, "Waiting for a person to acknowledge", len(digest.manual_waiting))]
-        blocks.append(_section(lines + [line(t.waiting, c) for c in digest.manual_waiting]))
+        blocks.append(section_lines(lines + [line(t.waiting, c) for c in digest.manual_waiting]))
     if digest.expiring:
         lines = [line(t.label, "Acknowledgements expiring soon", len(digest.expiring))]
-        blocks.append(_section(lines + [line(t.expiring, a) for a in digest.expiring]))
+        blocks.append(section_lines(lines + [line(t.expiring, a) for a in digest.expiring]))
     footer = t.preview_footer if preview else t.footer
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(footer))]))
+    blocks.append(context(line(footer)))
     buttons = []
     rerun = button_value(t=digest.target)
     if rerun is not None:
-        buttons.append(ButtonElement(text="Run check", action_id=actions.CHECK_RERUN, value=rerun))
+        buttons.append(button("Run check", actions.CHECK_RERUN, rerun))
         if digest.manual_waiting:
-            buttons.append(ButtonElement(text="Acknowledge…", action_id=actions.ACK_OPEN, value=rerun))
-    if snapshot is not None:
-        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
-    if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
+            buttons.append(button("Acknowledge…", actions.ACK_OPEN, rerun))
+    blocks += actions_row(buttons + evidence_button(snapshot))
     text = line(t.fallback, digest.target, score)
     return finish(text, blocks, redactor, metadata=actions.metadata(digest.target, "digest"))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block
 
 from bot.commands import ACCESS, USAGE
-from bot.render.limits import CONTEXT_TEXT, SECTION_TEXT, Message, clip, finish, fit_lines
+from bot.render.blocks import context, section, section_lines
+from bot.render.limits import Message, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 
@@ -24,16 +25,13 @@ def render_help(
     t = macros("slack_help.j2")
     blocks: list[Block] = []
     if problem:
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=clip(line(t.problem, problem), SECTION_TEXT)))
-        )
+        blocks.append(section(line(t.problem, problem)))
     shown = [name for name in USAGE if name == "help" or ACCESS.get(name, name) in allowed]
     lines = [line(t.command, *USAGE[name]) for name in shown]
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+    blocks.append(section_lines(lines))
     notes = [line(t.choices, list(targets), list(runbooks))]
     if len(shown) < len(USAGE):
         notes.append(line(t.hidden, len(USAGE) - len(shown)))
-    context = [MarkdownTextObject(text=clip(n, CONTEXT_TEXT)) for n in notes]
-    blocks.append(ContextBlock(elements=context))
+    blocks.append(context(*notes))
     text = problem or "lsready commands: " + ", ".join(shown)
     return finish(text, blocks, redactor)

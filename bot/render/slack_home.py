@@ -6,29 +6,18 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, ButtonElement, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
 from bot import actions
+from bot.render.blocks import actions_row, button, context, section, section_lines
 from bot.render.limits import (
-    CONTEXT_TEXT,
     HEADER_TEXT,
     MAX_BLOCKS,
-    SECTION_TEXT,
     button_value,
     clip,
     finish_view,
     fit_blocks,
-    fit_lines,
     more_block,
     plain,
 )
@@ -51,10 +40,6 @@ class Board:
     acked: Collection[str] = field(default_factory=frozenset)
 
 
-def _mrkdwn(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT)))
-
-
 def render_home(
     boards: Sequence[Board],
     catalog: Catalog,
@@ -64,13 +49,11 @@ def render_home(
     notice: str | None = None,
 ) -> dict[str, Any]:
     t = macros("slack_home.j2")
-    blocks: list[Block] = [_mrkdwn(line(t.intro))]
+    blocks: list[Block] = [section(line(t.intro))]
     if notice and notice.strip():
-        blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=clip(line(t.notice, notice), CONTEXT_TEXT))])
-        )
+        blocks.append(context(line(t.notice, notice)))
     if "status" not in allowed:
-        blocks.append(_mrkdwn(line(t.no_access)))
+        blocks.append(section(line(t.no_access)))
         return finish_view(View(type="home", blocks=blocks), redactor)
     fixed = 7 * len(boards) + len(blocks) + 1
     per_target = max(0, (MAX_BLOCKS["home"] - fixed) // max(1, len(boards)))
@@ -85,32 +68,31 @@ def _board(board: Board, catalog: Catalog, allowed: Collection[str], cap: int, n
     blocks: list[Block] = [HeaderBlock(text=plain(board.target, HEADER_TEXT))]
     run = board.run
     if run is None:
-        blocks.append(_mrkdwn(line(t.never_checked, board.target)))
+        blocks.append(section(line(t.never_checked, board.target)))
     else:
-        blocks.append(_mrkdwn(line(t.score, board.target, run)))
+        blocks.append(section(line(t.score, board.target, run)))
         failing = list(run.score.get("required_failing") or [])
         if failing:
             lines = [line(t.failing_title, len(failing))]
             lines += [line(t.failing_item, i, clip(run.summaries.get(i, ""), ITEM_SUMMARY)) for i in failing]
-            blocks.append(_mrkdwn(fit_lines(lines, SECTION_TEXT)))
+            blocks.append(section_lines(lines))
         waiting = [catalog.get(i) for i, s in sorted(run.statuses.items()) if s == "manual"]
         waiting = [i for i in waiting if i is not None and i.attestable and i.id not in board.acked]
         for k, item in enumerate(waiting[:cap]):
-            section = _mrkdwn(line(t.waiting, item, clip(run.summaries.get(item.id, ""), ITEM_SUMMARY)))
+            block = section(line(t.waiting, item, clip(run.summaries.get(item.id, ""), ITEM_SUMMARY)))
             value = button_value(t=board.target, i=item.id)
             if "ack" in allowed and value is not None:
-                section.accessory = ButtonElement(
+                block.accessory = ButtonElement(
                     text="Acknowledge", value=value, action_id=actions.param(actions.ACK_OPEN, f"{n}.{k}")
                 )
-            blocks.append(section)
+            blocks.append(block)
         if len(waiting) > cap:
             blocks.append(more_block(len(waiting) - cap, "`/langsmith check` lists every waiting item."))
     if board.expiring:
         lines = [line(t.expiring, a) for a in board.expiring]
-        blocks.append(_mrkdwn(fit_lines(lines, SECTION_TEXT)))
+        blocks.append(section_lines(lines))
     value = button_value(t=board.target, home=1)
     if "check" in allowed and value is not None:
-        button = ButtonElement(text="Run check", action_id=actions.param(actions.HOME_CHECK, n), value=value)
-        blocks.append(ActionsBlock(elements=[button]))
+        blocks += actions_row([button("Run check", actions.param(actions.HOME_CHECK, n), value)])
     blocks.append(DividerBlock())
     return blocks

@@ -6,32 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, HeaderBlock
 
 from bot import actions
-from bot.render.limits import (
-    CONTEXT_TEXT,
-    HEADER_TEXT,
-    SECTION_TEXT,
-    Message,
-    button_value,
-    clip,
-    finish,
-    fit_lines,
-)
+from bot.render.blocks import actions_row, button, context, evidence_button, header, section, section_lines
+from bot.render.checklist import checklist, progress_blocks, stopped_blocks
+from bot.render.limits import Message, button_value, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.preflight import STEPS, Level, PreflightResult, PreflightStep
 
-STEP_LINE = 600
 VERDICT_EMOJI = {
     "ready": ":white_check_mark:",
     "ready_with_warnings": ":warning:",
@@ -50,28 +34,21 @@ def _t() -> Any:
 
 
 def _checklist(done: Sequence[PreflightStep], *, finished: bool) -> str:
-    t = _t()
-    lines = [line(t.step_done, s) for s in done]
     ran = {s.step_id for s in done}
-    pending = [s for s in STEPS if s.id not in ran]
-    if not finished:
-        lines += [line(t.step_running if i == 0 else t.step_waiting, s.title) for i, s in enumerate(pending)]
-    return fit_lines([clip(x, STEP_LINE) for x in lines] or ["_No steps._"], SECTION_TEXT)
+    return checklist(_t(), done, [s.title for s in STEPS if s.id not in ran], finished=finished)
 
 
 def _header(target: str, to: str | None) -> HeaderBlock:
-    return HeaderBlock(text=clip(line(_t().title, target, to), HEADER_TEXT))
+    return header(line(_t().title, target, to))
 
 
 def render_preflight_progress(
     target: str, to: str | None, done: Sequence[PreflightStep], started: datetime, redactor: Redactor
 ) -> Message:
     """While it runs: finished steps, the running one, the ones waiting."""
-    blocks: list[Block] = [
-        _header(target, to),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(done, finished=False))),
-        ContextBlock(elements=[MarkdownTextObject(text=line(_t().running_footer, started))]),
-    ]
+    blocks = progress_blocks(
+        _header(target, to), _checklist(done, finished=False), line(_t().running_footer, started)
+    )
     return finish(
         line(_t().starting, target), blocks, redactor, metadata=actions.metadata(target, "preflight")
     )
@@ -80,11 +57,7 @@ def render_preflight_progress(
 def render_preflight_stopped(
     target: str, to: str | None, done: Sequence[PreflightStep], redactor: Redactor
 ) -> Message:
-    blocks: list[Block] = [
-        _header(target, to),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(done, finished=True))),
-        SectionBlock(text=MarkdownTextObject(text=line(_t().stopped))),
-    ]
+    blocks = stopped_blocks(_header(target, to), _checklist(done, finished=True), line(_t().stopped))
     return finish(
         f"Upgrade preflight on {target} stopped",
         blocks,
@@ -99,32 +72,21 @@ def render_preflight_result(result: PreflightResult, redactor: Redactor, *, snap
     v = result.verdict.value
     blocks: list[Block] = [
         _header(result.target, result.to_version),
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=clip(line(t.verdict, VERDICT_EMOJI[v], result.headline), SECTION_TEXT)
-            )
-        ),
+        section(line(t.verdict, VERDICT_EMOJI[v], result.headline)),
     ]
     for level, label in SECTIONS:
         found = result.findings(level)
         if found:
             lines = [f"*{label}*", *(line(t.finding, f) for f in found)]
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=_checklist(result.steps, finished=True))))
+            blocks.append(section_lines(lines))
+    blocks.append(section(_checklist(result.steps, finished=True)))
     if result.unmeasured:
         lines = ["*Not read*", *(line(t.bullet, u) for u in result.unmeasured)]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+        blocks.append(section_lines(lines))
     footer = f"{line(t.values_note, result.values_file)} · {line(t.done_footer, result)}"
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(footer, CONTEXT_TEXT))]))
-    buttons = []
+    blocks.append(context(footer))
     rerun = button_value(t=result.target, v=result.to_version)
-    if rerun is not None:
-        buttons.append(
-            ButtonElement(text="Re-run", action_id=actions.PREFLIGHT_RERUN, value=rerun, style="primary")
-        )
-    if snapshot is not None:
-        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
-    if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
+    buttons = [button("Re-run", actions.PREFLIGHT_RERUN, rerun, primary=True)] if rerun is not None else []
+    blocks += actions_row(buttons + evidence_button(snapshot))
     text = line(t.fallback, result.target, result.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "preflight"))

@@ -5,28 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, SectionBlock
 
 from bot import actions
-from bot.render.limits import (
-    HEADER_TEXT,
-    MAX_BLOCKS,
-    SECTION_TEXT,
-    Message,
-    button_value,
-    clip,
-    finish,
-    fit_blocks,
-    fit_lines,
-)
+from bot.render.blocks import actions_row, button, context, evidence_button, header, section, section_lines
+from bot.render.limits import MAX_BLOCKS, Message, button_value, finish, fit_blocks
 from bot.render.report import sections
 from bot.render.slack_text import line, macros
 from checks.model import Status
@@ -52,7 +35,7 @@ def render_report(
 ) -> Message:
     """The full report: score, then each section's items that need attention."""
     t = _t()
-    blocks: list[Block] = [HeaderBlock(text=clip(line(t.header, report.target), HEADER_TEXT))]
+    blocks: list[Block] = [header(line(t.header, report.target))]
     blocks.append(_score_block(report))
     small = len(report.results) <= SMALL_REPORT
     for key, name, results in sections(report):
@@ -65,8 +48,8 @@ def render_report(
         lines += [line(t.item, r.to_dict()) for r in shown]
         if len(shown) < len(results):
             lines.append(line(t.passing, len(results) - len(shown)))
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    tail = [ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report, by))])]
+        blocks.append(section_lines(lines))
+    tail = [context(line(t.footer, report, by))]
     tail += _buttons(report, snapshot, selector, full=True)
     blocks = fit_blocks(blocks, MAX_BLOCKS["message"] - len(tail)) + tail
     return finish(
@@ -79,16 +62,16 @@ def render_status(
 ) -> Message:
     """The short form: score buckets, failing required items, how many wait for a person."""
     t = _t()
-    blocks: list[Block] = [HeaderBlock(text=clip(line(t.status_header, report.target), HEADER_TEXT))]
+    blocks: list[Block] = [header(line(t.status_header, report.target))]
     blocks.append(_score_block(report))
     failing = [r for r in report.results if r.item.id in report.score.required_failing]
     if failing:
         lines = [line(t.item, r.to_dict()) for r in failing]
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
+        blocks.append(section_lines(lines))
     waiting = sum(1 for r in report.results if r.status is Status.MANUAL)
     if waiting:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=line(t.manual_waiting, waiting))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.footer, report, by))]))
+        blocks.append(section(line(t.manual_waiting, waiting)))
+    blocks.append(context(line(t.footer, report, by)))
     blocks += _buttons(report, snapshot, None, full=False)
     return finish(
         line(t.status_fallback, report), blocks, redactor, metadata=actions.metadata(report.target, "status")
@@ -105,19 +88,16 @@ def _score_block(report: Report) -> SectionBlock:
         lines.append(line(t.required_unknown, list(report.score.required_unknown)))
     if not report.score.required_failing and not report.score.required_unknown and len(report.results) > 1:
         lines.append(line(t.no_required_failing))
-    return SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT)))
+    return section_lines(lines)
 
 
 def _buttons(report: Report, snapshot: str | None, selector: str | None, *, full: bool) -> list[Block]:
     rerun = button_value(t=report.target, s=selector)
     buttons = []
     if rerun is not None:
-        label = "Re-run" if full else "Full report"
-        buttons.append(ButtonElement(text=label, action_id=actions.CHECK_RERUN, value=rerun, style="primary"))
+        buttons.append(button("Re-run" if full else "Full report", actions.CHECK_RERUN, rerun, primary=True))
     waiting = [r.item.id for r in report.results if r.status is Status.MANUAL and r.item.attestable]
     ack = button_value(t=report.target, i=waiting[0] if len(waiting) == 1 else None)
     if waiting and ack is not None:
-        buttons.append(ButtonElement(text="Acknowledge…", action_id=actions.ACK_OPEN, value=ack))
-    if snapshot is not None:
-        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
-    return [ActionsBlock(elements=buttons)] if buttons else []
+        buttons.append(button("Acknowledge…", actions.ACK_OPEN, ack))
+    return actions_row(buttons + evidence_button(snapshot))

@@ -6,34 +6,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, HeaderBlock
 
 from bot import actions
-from bot.render.limits import (
-    ACTION_ELEMENTS,
-    BUTTON_TEXT,
-    HEADER_TEXT,
-    SECTION_TEXT,
-    Message,
-    button_value,
-    clip,
-    finish,
-    fit_lines,
+from bot.render.blocks import (
+    actions_row,
+    bundle_button,
+    button,
+    context,
+    evidence_button,
+    header,
+    section,
+    section_lines,
 )
+from bot.render.checklist import checklist, progress_blocks, stopped_blocks
+from bot.render.limits import ACTION_ELEMENTS, Message, button_value, finish
 from bot.render.slack_text import line, macros
 from checks.secrets import Redactor
 from runbooks.model import Runbook, StepResult, TriageResult
 
 OWN_BUTTONS = 5  # Re-run, Run all, Show evidence, the bundle, and one spare
-STEP_LINE = 600  # one step's line; the whole checklist still has to fit one section
 
 
 def _t() -> Any:
@@ -41,16 +33,9 @@ def _t() -> Any:
 
 
 def _checklist(runbook: Runbook, done: Sequence[StepResult], *, finished: bool) -> str:
-    t = _t()
-    lines = [line(t.step_done, _step(s)) for s in done]
     ran = {s.step_id for s in done}
-    pending = [s for s in runbook.steps if s.id not in ran]
-    for i, step in enumerate(pending):
-        if finished:
-            lines.append(line(t.step_skipped, step.title))
-        else:
-            lines.append(line(t.step_running if i == 0 else t.step_waiting, step.title))
-    return fit_lines([clip(x, STEP_LINE) for x in lines] or ["_No steps._"], SECTION_TEXT)
+    pending = [s.title for s in runbook.steps if s.id not in ran]
+    return checklist(_t(), [_step(s) for s in done], pending, finished=finished, skipped=True)
 
 
 def _step(s: StepResult) -> dict[str, Any]:
@@ -58,7 +43,7 @@ def _step(s: StepResult) -> dict[str, Any]:
 
 
 def _header(runbook: Runbook, target: str) -> HeaderBlock:
-    return HeaderBlock(text=clip(line(_t().title, runbook.title, target), HEADER_TEXT))
+    return header(line(_t().title, runbook.title, target))
 
 
 def render_progress(
@@ -71,22 +56,17 @@ def render_progress(
     by: str | None = None,
 ) -> Message:
     """The message while the runbook runs: finished steps, the running one, the ones waiting."""
-    blocks: list[Block] = [
-        _header(runbook, target),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(runbook, done, finished=False))),
-        ContextBlock(elements=[MarkdownTextObject(text=line(_t().running_footer, started, by))]),
-    ]
+    steps = _checklist(runbook, done, finished=False)
+    blocks = progress_blocks(_header(runbook, target), steps, line(_t().running_footer, started, by))
     text = line(_t().starting, runbook.name, target, by)
     return finish(text, blocks, redactor, metadata=actions.metadata(target, "triage"))
 
 
 def render_stopped(runbook: Runbook, target: str, done: Sequence[StepResult], redactor: Redactor) -> Message:
     """The message when the triage raised: what finished, and that it stopped."""
-    blocks: list[Block] = [
-        _header(runbook, target),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(runbook, done, finished=True))),
-        SectionBlock(text=MarkdownTextObject(text=line(_t().stopped))),
-    ]
+    blocks = stopped_blocks(
+        _header(runbook, target), _checklist(runbook, done, finished=True), line(_t().stopped)
+    )
     return finish(
         f"{runbook.name} triage on {target} stopped",
         blocks,
@@ -109,54 +89,27 @@ def render_result(
     d = result.diagnosis
     blocks: list[Block] = [
         _header(runbook, result.target),
-        SectionBlock(
-            text=MarkdownTextObject(
-                text=clip(line(t.diagnosis, {"kind": d.kind.value, "headline": d.headline}), SECTION_TEXT)
-            )
-        ),
-        SectionBlock(text=MarkdownTextObject(text=_checklist(runbook, result.steps, finished=True))),
+        section(line(t.diagnosis, {"kind": d.kind.value, "headline": d.headline})),
+        section(_checklist(runbook, result.steps, finished=True)),
     ]
     for label, items in (("Why", d.reasons), ("What to do", d.actions), ("Not measured", d.unmeasured)):
         if items:
             lines = [f"*{label}*", *(line(t.bullet, i) for i in items)]
-            blocks.append(SectionBlock(text=MarkdownTextObject(text=fit_lines(lines, SECTION_TEXT))))
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=line(t.done_footer, result, by))]))
+            blocks.append(section_lines(lines))
+    blocks.append(context(line(t.done_footer, result, by)))
     blocks += _buttons(result.target, runbook.name, snapshot, others)
     text = line(t.fallback, runbook.name, result.target, d.headline)
     return finish(text, blocks, redactor, metadata=actions.metadata(result.target, "triage"))
 
 
-def bundle_button(target: str, snapshot: str | None = None) -> list[ButtonElement]:
-    """ "Prepare support bundle": its triage evidence is the snapshot the message shows, when there is one."""
-    value = button_value(t=target, k=snapshot)
-    if value is None:
-        return []
-    return [ButtonElement(text="Prepare support bundle", action_id=actions.BUNDLE_PREPARE, value=value)]
-
-
 def _buttons(target: str, runbook: str, snapshot: str | None, others: Sequence[str]) -> list[Block]:
-    buttons = []
     rerun = button_value(t=target, r=runbook)
-    if rerun is not None:
-        buttons.append(
-            ButtonElement(text="Re-run", action_id=actions.TRIAGE_RERUN, value=rerun, style="primary")
-        )
+    buttons = [button("Re-run", actions.TRIAGE_RERUN, rerun, primary=True)] if rerun is not None else []
     for n, name in enumerate(others[: ACTION_ELEMENTS - OWN_BUTTONS]):
         value = button_value(t=target, r=name)
         if value is not None:
-            buttons.append(
-                ButtonElement(
-                    text=clip(f"Run {name}", BUTTON_TEXT),
-                    action_id=actions.param(actions.TRIAGE_RUN, n),
-                    value=value,
-                )
-            )
+            buttons.append(button(f"Run {name}", actions.param(actions.TRIAGE_RUN, n), value))
     run_all = button_value(t=target)
     if others and run_all is not None:
-        buttons.append(
-            ButtonElement(text="Run all runbooks", action_id=actions.TRIAGE_RUN_ALL, value=run_all)
-        )
-    if snapshot is not None:
-        buttons.append(ButtonElement(text="Show evidence", action_id=actions.EVIDENCE, value=snapshot))
-    buttons += bundle_button(target, snapshot)
-    return [ActionsBlock(elements=buttons)] if buttons else []
+        buttons.append(button("Run all runbooks", actions.TRIAGE_RUN_ALL, run_all))
+    return actions_row(buttons + evidence_button(snapshot) + bundle_button(target, snapshot))

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from checks.model import Status
+from runbooks.model import step_dict
 
 
 class Level(StrEnum):
@@ -64,16 +65,7 @@ class PreflightStep:
     duration_s: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.step_id,
-            "title": self.title,
-            "status": self.status.value,
-            "summary": self.summary,
-            "findings": [f.to_dict() for f in self.findings],
-            "evidence": self.evidence,
-            "at": self.at.isoformat(),
-            "duration_s": round(self.duration_s, 3),
-        }
+        return step_dict(self, findings=[f.to_dict() for f in self.findings])
 
 
 HEADLINES = {

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from checks.model import Status
-from checks.probes.clickhouse.query import query_rows, remote_settings, system_source
+from checks.probes.clickhouse.query import merge_tree_tables, query_rows, remote_settings, system_source
 from checks.probes.common import grade_high, worst
 from checks.sessions import ClickHouseSession
 
@@ -105,15 +105,7 @@ def part_pressure(
     throw_default = defaults.get("parts_to_throw_insert", SERVER_DEFAULT_THROW_AT)
     limits = {
         str(r["name"]): table_part_limits(str(r["engine_full"]), delay_default, throw_default)
-        for r in query_rows(
-            ch,
-            probe,
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String} "
-            "AND engine LIKE '%MergeTree' LIMIT 1000",
-            {"db": ch.database},
-            reads="system.tables",
-            purpose="read per-table insert limits",
-        )
+        for r in merge_tree_tables(ch, probe, "read per-table insert limits")
     }
     busiest = query_rows(
         ch,

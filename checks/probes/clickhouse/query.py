@@ -112,6 +112,19 @@ def query_rows(
         raise
 
 
+def merge_tree_tables(ch: ClickHouseSession, probe: str, purpose: str) -> list[dict[str, Any]]:
+    """The MergeTree tables of the LangSmith database: `name`, `engine` and `engine_full`."""
+    return query_rows(
+        ch,
+        probe,
+        "SELECT name, engine, engine_full FROM system.tables WHERE database = {db:String} "
+        "AND engine LIKE '%MergeTree' AND NOT is_temporary ORDER BY name LIMIT 1000",
+        {"db": ch.database},
+        reads="system.tables",
+        purpose=purpose,
+    )
+
+
 def quote_ident(name: str) -> str:
     """A backquoted identifier."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"

@@ -9,7 +9,13 @@ from typing import Any
 from checks.clients import Clients
 from checks.errors import LsreadyError
 from checks.model import Evidence, Status
-from checks.probes.clickhouse.query import BOOKKEEPING_TABLES, REPLICATED_PREFIXES, query_rows, table_ref
+from checks.probes.clickhouse.query import (
+    BOOKKEEPING_TABLES,
+    REPLICATED_PREFIXES,
+    merge_tree_tables,
+    query_rows,
+    table_ref,
+)
 from checks.sessions import ClickHouseSession
 
 # --- Topology: items 18, 19 and 20 ---------------------------------------------------------------
@@ -96,15 +102,7 @@ def topology(ch: ClickHouseSession, probe: str = "topology") -> Topology:
             shards.setdefault(int(row["shard_num"]), []).append(str(row["host_name"]))
     engines = {
         str(r["name"]): str(r["engine"])
-        for r in query_rows(
-            ch,
-            probe,
-            "SELECT name, engine FROM system.tables WHERE database = {db:String} "
-            "AND engine LIKE '%MergeTree' AND NOT is_temporary ORDER BY name LIMIT 1000",
-            {"db": ch.database},
-            reads="system.tables",
-            purpose="see the LangSmith tables' engines",
-        )
+        for r in merge_tree_tables(ch, probe, "see the LangSmith tables' engines")
     }
     replicas = tuple(
         ReplicaState(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,57 +131,69 @@ def _alb_idle(annotations: Mapping[str, str]) -> float | None:
     return float(value) if value else None
 
 
-def body_hops(cluster: Cluster) -> list[Hop]:
-    """The request-body limit of the frontend nginx and of each Ingress in front of it."""
+Reading = tuple[float | None, str]  # a limit and where it comes from
+
+
+def _hops(
+    cluster: Cluster,
+    directive: str,
+    frontend: Callable[[str | None], Reading],
+    ingress: Callable[[str, Mapping[str, str]], Reading | None],
+    what: str,
+) -> list[Hop]:
+    """The frontend nginx's `directive`, then each Ingress in front of it: `ingress(controller,
+    annotations)` reads one, None for a controller whose `what` cannot be told."""
     cm_name, conf = frontend_nginx_conf(cluster)
-    raw = nginx_directive(conf, "client_max_body_size")
-    hops = [
-        Hop(
-            f"frontend nginx (ConfigMap {cm_name})",
-            nginx_size(raw or NGINX_DEFAULT_BODY),
-            f"client_max_body_size {raw}" if raw else "nginx default 1m",
-        )
-    ]
+    hops = [Hop(f"frontend nginx (ConfigMap {cm_name})", *frontend(nginx_directive(conf, directive)))]
     for ing in frontend_ingresses(cluster):
         controller = ingress_controller(cluster, ing)
-        annotations = meta(ing).get("annotations") or {}
         label = f"Ingress {name_of(ing)} ({controller})"
+        found = ingress(controller, meta(ing).get("annotations") or {})
+        unknown = Hop(label, None, f"controller {controller}: {what} unknown", inferred=True)
+        hops.append(unknown if found is None else Hop(label, *found))
+    return hops
+
+
+def body_hops(cluster: Cluster) -> list[Hop]:
+    """The request-body limit of the frontend nginx and of each Ingress in front of it."""
+
+    def frontend(raw: str | None) -> Reading:
+        return nginx_size(
+            raw or NGINX_DEFAULT_BODY
+        ), f"client_max_body_size {raw}" if raw else "nginx default 1m"
+
+    def ingress(controller: str, annotations: Mapping[str, str]) -> Reading | None:
         if controller == "nginx":
             raw = annotations.get(NGINX_BODY)
             source = f"{NGINX_BODY} {raw}" if raw else "ingress-nginx default 1m"
-            hops.append(Hop(label, nginx_size(raw or NGINX_DEFAULT_BODY), source))
-        elif controller == "alb":
-            hops.append(Hop(label, 0, "an ALB has no body size limit"))
-        else:
-            hops.append(Hop(label, None, f"controller {controller}: body limit unknown", inferred=True))
-    return hops
+            return nginx_size(raw or NGINX_DEFAULT_BODY), source
+        return (0, "an ALB has no body size limit") if controller == "alb" else None
+
+    return _hops(cluster, "client_max_body_size", frontend, ingress, "body limit")
 
 
 def timeout_hops(cluster: Cluster) -> list[Hop]:
     """The read/idle timeout of the frontend nginx, each Ingress, and the frontend's load balancer."""
-    cm_name, conf = frontend_nginx_conf(cluster)
-    raw = nginx_directive(conf, "proxy_read_timeout")
-    hops = [
-        Hop(
-            f"frontend nginx (ConfigMap {cm_name})",
+
+    def frontend(raw: str | None) -> Reading:
+        return (
             nginx_seconds(raw) if raw else NGINX_DEFAULT_READ_S,
             f"proxy_read_timeout {raw}" if raw else "nginx default 60s",
         )
-    ]
-    for ing in frontend_ingresses(cluster):
-        controller = ingress_controller(cluster, ing)
-        annotations = meta(ing).get("annotations") or {}
-        label = f"Ingress {name_of(ing)} ({controller})"
+
+    def ingress(controller: str, annotations: Mapping[str, str]) -> Reading | None:
         if controller == "nginx":
             raw = annotations.get(NGINX_READ)
             value = nginx_seconds(raw) if raw else NGINX_DEFAULT_READ_S
-            hops.append(Hop(label, value, f"{NGINX_READ} {raw}" if raw else "ingress-nginx default 60s"))
-        elif controller == "alb":
+            return value, f"{NGINX_READ} {raw}" if raw else "ingress-nginx default 60s"
+        if controller == "alb":
             idle = _alb_idle(annotations)
-            source = f"idle_timeout.timeout_seconds={idle:g}" if idle else "ALB default idle timeout 60s"
-            hops.append(Hop(label, idle or ALB_DEFAULT_IDLE_S, source))
-        else:
-            hops.append(Hop(label, None, f"controller {controller}: timeout unknown", inferred=True))
+            return idle or ALB_DEFAULT_IDLE_S, (
+                f"idle_timeout.timeout_seconds={idle:g}" if idle else "ALB default idle timeout 60s"
+            )
+        return None
+
+    hops = _hops(cluster, "proxy_read_timeout", frontend, ingress, "timeout")
     lb = _load_balancer_hop(cluster)
     if lb is not None:
         hops.append(lb)
