@@ -82,10 +82,10 @@ READERS: dict[str, Callable[[Clients, Mapping[str, Any]], dict[str, Any]]] = {
 class Readings:
     """Each reader started once, on first request, on a daemon thread; waits end at the probe timeout."""
 
-    def __init__(self, clients: Clients, params: Mapping[str, Any], timeout_s: float) -> None:
+    def __init__(self, clients: Clients, params: Mapping[str, Any]) -> None:
         self.clients = clients
         self.params = params
-        self.timeout_s = timeout_s
+        self.timeout_s = clients.timeout_s  # the probe timeout, as the clients carry it
         self._lock = threading.Lock()
         self._futures: dict[str, tuple[float, Future[Any]]] = {}
 
