@@ -27,6 +27,9 @@ import yaml
 from checks.errors import CatalogError
 
 CATALOG_PATH = Path(__file__).with_name("catalog.yaml")
+# libyaml's loader when PyYAML has it: the same documents, parsed about ten times faster (every
+# check and triage reads the catalog).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 TYPES = ("number", "integer", "boolean", "string", "strings")
 DIRECTIONS = ("higher_is_worse", "lower_is_worse", "setting")
@@ -243,7 +246,7 @@ def catalog_schema(path: Path = CATALOG_PATH) -> CatalogSchema:
 def read_catalog(path: Path = CATALOG_PATH) -> tuple[list[Any], dict[str, Any]]:
     """(items, triage-only signals) from the catalog file: the signals document, then the items list."""
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        docs = [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d is not None]
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc}") from None
     items = [d for d in docs if isinstance(d, list)]

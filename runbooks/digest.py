@@ -151,21 +151,28 @@ def build_digest(readiness: Readiness, target: str | None = None, report: Report
     )
 
 
+_FIRST_WINDOW = timedelta(hours=1)
+_LAST_WINDOW = timedelta(days=4 * 366)  # a slot on 29 February comes back within four years
+
+
 def latest_slot(cron: str, tz: str, now: datetime) -> datetime:
     """The most recent time at or before `now` that the cron expression fires."""
     from apscheduler.triggers.cron import CronTrigger
 
     trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(tz))
-    # Cron slots repeat at least yearly; stepping from 400 days back always finds the last one.
-    probe = now - timedelta(days=400)
-    last: datetime | None = None
-    nxt = trigger.get_next_fire_time(None, probe)
-    while nxt is not None and nxt <= now:
-        last = nxt
-        nxt = trigger.get_next_fire_time(nxt, nxt + timedelta(seconds=1))
-    if last is None:
-        raise ValueError(f"cron '{cron}' never fires")
-    return last
+    # Look back in growing windows, then step only through the fires of the first window that has
+    # any: an every-minute cron is found within the hour, not by walking a year of minutes.
+    window = _FIRST_WINDOW
+    while True:
+        nxt = trigger.get_next_fire_time(None, now - window)
+        if nxt is not None and nxt <= now:
+            last = nxt
+            while (nxt := trigger.get_next_fire_time(nxt, nxt + timedelta(seconds=1))) and nxt <= now:
+                last = nxt
+            return last
+        if window >= _LAST_WINDOW:
+            raise ValueError(f"cron '{cron}' never fires")
+        window = min(window * 8, _LAST_WINDOW)
 
 
 Poster = Callable[[Digest], tuple[str, str]]  # returns (channel, message ts)

@@ -110,6 +110,7 @@ def config(redis_url, **alerts):
         {"local": target, "other": target},
         default_target="local",
         timeouts={"probe_s": 2, "run_s": 3},
+        thresholds={"triage.queues": {"sample_interval_s": 0.2}},  # test-sized: queues sampled 0.2 s apart
         alerts={"channel": CHANNEL, **alerts},
     )
 

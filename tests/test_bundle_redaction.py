@@ -189,10 +189,10 @@ UNSHAPED = "Qm7vN2xR9kL4pT8w"  # a literal with no name and no shape: only norma
 def _clickhouse_phase(data: str) -> None:
     """In a subprocess: plant markers in query text (running, logged, failed); print what a bundle reads."""
     import threading
-    import time
 
     import chdb
     import clickhouse_connect
+    from waiting import wait_until
 
     from checks.collect import run_support_queries
     from checks.config import ClickHouseConfig
@@ -215,11 +215,11 @@ def _clickhouse_phase(data: str) -> None:
     # Still running when the bundle reads system.processes, however slow this machine; os._exit ends it.
     worker = threading.Thread(target=running.query, args=(slow,), daemon=True)
     worker.start()
-    deadline = time.monotonic() + 10
+    # The marker split in two: this query is not counted.
     seen = "SELECT count() FROM system.processes WHERE position(query, concat('PLANTx', 'CHPROCx')) > 0"
-    while not admin.query(seen).result_rows[0][0]:  # the marker split in two: this query is not counted
-        assert time.monotonic() < deadline, "the slow query never showed in system.processes"
-        time.sleep(0.02)
+    wait_until(
+        lambda: admin.query(seen).result_rows[0][0], timeout=10, what="the slow query in system.processes"
+    )
     session = ClickHouseSession(ClickHouseConfig(url=f"chdb://{data}?database=default"), 5)
     out: dict[str, Any] = {}
     run_support_queries(session, 86400, out.__setitem__, lambda n, why: out.__setitem__(n, {"failed": why}))

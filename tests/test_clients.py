@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from k8s_fake import Servers, production, write_kubeconfig
 from test_probes_postgres import proxied
+from waiting import wait_until
 
 import checks.clients as clients_mod
 from checks.backends import BackendUnavailable
@@ -114,7 +115,7 @@ def test_a_probe_timed_out_waiting_for_a_connection_is_told_apart_from_a_slow_se
 def test_close_cuts_a_query_the_server_never_answers(postgres_url):
     with proxied(postgres_url) as (url, fwd):
         session = PostgresSession(PostgresConfig(url=url), timeout_s=5)
-        fwd.frozen.set()
+        fwd.freeze()
         failed: list[BaseException] = []
 
         def query() -> None:
@@ -125,8 +126,8 @@ def test_close_cuts_a_query_the_server_never_answers(postgres_url):
 
         worker = threading.Thread(target=query, daemon=True)
         worker.start()
-        time.sleep(0.3)
-        assert worker.is_alive()
+        assert fwd.holding.wait(10), "the query never reached the server"
+        assert worker.is_alive()  # the answer is held back: the query waits on a silent server
         session.close()
         worker.join(2)
         assert not worker.is_alive() and isinstance(failed[0], psycopg.OperationalError)
@@ -265,10 +266,11 @@ def test_probes_of_a_black_holed_redis_do_not_pile_up_run_after_run(blackhole):
         leftovers.append(clients_mod.leftover_probes(key))
         assert all(r.status is Status.UNKNOWN for r in report.results)
     assert 1 <= leftovers[-1] <= len(items), leftovers
-    deadline = time.monotonic() + 3
-    while clients_mod.leftover_probes(key):
-        assert time.monotonic() < deadline, "probe threads of a closed Redis client kept waiting"
-        time.sleep(0.05)
+    wait_until(
+        lambda: not clients_mod.leftover_probes(key),
+        timeout=3,
+        what="the probe threads of a closed Redis client ending",
+    )
 
 
 def test_no_more_probes_start_against_a_backend_earlier_runs_still_hang_on(tmp_path, blackhole):

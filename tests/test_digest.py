@@ -168,6 +168,34 @@ def test_nothing_changed_is_never_said_beside_a_change_in_slack(world):
     assert "preview only you can see" in preview
 
 
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("* * * * *", datetime(2026, 12, 1, 12, 34, tzinfo=UTC)),
+        ("*/30 * * * *", datetime(2026, 12, 1, 12, 30, tzinfo=UTC)),
+        ("* 9 * * mon", datetime(2026, 11, 30, 9, 59, tzinfo=UTC)),
+        ("0 9 1 * *", datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
+        ("0 8 2 * *", datetime(2026, 11, 2, 8, 0, tzinfo=UTC)),
+        ("0 0 29 2 *", datetime(2024, 2, 29, 0, 0, tzinfo=UTC)),
+        ("34 12 * * *", datetime(2026, 12, 1, 12, 34, tzinfo=UTC)),
+    ],
+)
+def test_latest_slot_is_the_last_fire_at_or_before_now(cron, expected):
+    now = datetime(2026, 12, 1, 12, 34, 56, tzinfo=UTC)  # a Tuesday
+    assert latest_slot(cron, "UTC", now) == expected
+
+
+def test_latest_slot_of_an_every_minute_cron_steps_through_one_hour_at_most(monkeypatch):
+    from apscheduler.triggers.cron import CronTrigger
+
+    calls = []
+    real = CronTrigger.get_next_fire_time
+    monkeypatch.setattr(CronTrigger, "get_next_fire_time", lambda *a: calls.append(1) or real(*a))
+    now = datetime(2026, 12, 1, 12, 34, 56, tzinfo=UTC)
+    assert latest_slot("* * * * *", "UTC", now) == datetime(2026, 12, 1, 12, 34, tzinfo=UTC)
+    assert len(calls) <= 62
+
+
 def test_latest_slot_respects_time_zone():
     now = datetime(2026, 11, 30, 8, 30, tzinfo=UTC)  # Monday 09:30 in Berlin
     slot = latest_slot("0 9 * * mon", "Europe/Berlin", now)

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from bot.exporter import Exporter
 from bot.observability import Metrics, serve_observability
@@ -246,16 +247,7 @@ def test_triage_shows_both_readings_and_names_the_stale_one(
 
 
 def _poll(check: Any, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            got = check()
-        except OSError:
-            got = None
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout_s} s")
+    return wait_until(check, timeout=timeout_s, what="the exporter's answer", ignoring=(OSError,))
 
 
 def test_serve_metrics_port_carries_the_same_gauges(redis_client: Any, redis_url: str, tmp_path: Any) -> None:

@@ -8,6 +8,7 @@ correctness bounds (a hang would blow through them), not benchmarks: those live 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,11 +26,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from slack_fake import BotHarness
+from waiting import wait_until
 
 from bot.cli import cli
 from checks.engine import check
 from checks.model import Kind, Status
 from conftest import make_config
+from runbooks import measure
 from runbooks.demo.engines import RedisServer
 from runbooks.demo.schema import build_redis
 from runbooks.model import DiagnosisKind
@@ -136,6 +139,17 @@ def _probed(report: Any, backend: str) -> list[Any]:
     return [r for r in report.results if (r.item.probe or "").startswith(backend + ".")]
 
 
+def _connections_to(port: int) -> int:
+    """Established TCP connections to `port` on 127.0.0.1 (the kernel completes them for a stopped server)."""
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                remote, state = row.split()[2:4]
+                found += state == "01" and int(remote.rsplit(":", 1)[1], 16) == port
+    return found
+
+
 # --- Backends --------------------------------------------------------------------------------
 
 
@@ -157,7 +171,7 @@ def test_redis_killed_mid_check_makes_its_items_unknown_and_the_rest_answer(
     worker = threading.Thread(target=lambda: found.update(report=check(config)))
     started = time.monotonic()
     worker.start()
-    time.sleep(0.5)
+    wait_until(lambda: _connections_to(own_redis.port), what="a probe connected to the frozen Redis")
     own_redis.process.kill()  # mid-run: every open connection is reset
     own_redis.process.wait(5)
     own_redis.process = None
@@ -211,7 +225,9 @@ def test_an_http_200_page_on_the_clickhouse_url_is_unknown_not_a_crash(not_click
     assert all(s.status is Status.UNKNOWN and s.summary for s in result.steps)
 
 
-def test_redis_restarted_during_the_queue_sample_gives_unknown_or_a_clear_reading(own_redis, clickhouse):
+def test_redis_restarted_during_the_queue_sample_gives_unknown_or_a_clear_reading(
+    own_redis, clickhouse, monkeypatch
+):
     import redis
 
     r = redis.Redis.from_url(own_redis.url)
@@ -220,8 +236,20 @@ def test_redis_restarted_during_the_queue_sample_gives_unknown_or_a_clear_readin
     config = make_config({"t": {"redis": {"url": own_redis.url}, "clickhouse": {"url": clickhouse[0]}}},
                          timeouts={"probe_s": 2, "run_s": 8})  # fmt: skip
 
+    # The restart comes once the first sample is read, while the runbook waits for the second.
+    first_sampled = threading.Event()
+    read_queues = measure.READERS["redis.queues"]
+
+    def sample_and_say(clients: Any, params: Any) -> Any:
+        try:
+            return read_queues(clients, params)
+        finally:
+            first_sampled.set()
+
+    monkeypatch.setitem(measure.READERS, "redis.queues", sample_and_say)
+
     def restart() -> None:
-        time.sleep(0.3)  # after the first sample, before the second
+        assert first_sampled.wait(10), "the first queue sample was never read"
         own_redis.stop()
         own_redis.start()
 
@@ -264,13 +292,12 @@ def _as_nobody(fn: Any, timeout: float = 30) -> Any:
         finally:
             os._exit(code)
     os.close(write)
-    deadline = time.monotonic() + timeout
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise AssertionError("the child running as nobody did not finish")
-        time.sleep(0.02)
+    try:
+        wait_until(lambda: os.waitpid(pid, os.WNOHANG) != (0, 0), timeout=timeout, what="the child finishing")
+    except AssertionError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     with os.fdopen(read) as got:
         text = got.read()
     assert text, "the child running as nobody reported nothing"

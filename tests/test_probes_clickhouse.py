@@ -8,6 +8,7 @@ once as an administrator, then as a user holding exactly the grants of deploy/gr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,12 +16,12 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pytest
+from waiting import wait_until
 
 from checks.clients import Clients
 from checks.config import TargetConfig
@@ -273,19 +274,33 @@ def test_concurrency_passes_idle_and_fails_while_another_query_runs(langsmith):
     assert "P95 unknown: system.query_log is not enabled" in idle.summary
     assert idle.observed["part_pressure"]["table"] == "runs" and "uptime_s" in idle.observed["io"]
     # A second handle on the same engine runs concurrently (the session's client would serialize).
+    # The query runs until it is killed below, so however slow this machine, it is running when read.
     other = clickhouse_connect.get_client(dsn=url.split("?")[0])
-    sleeper = threading.Thread(
-        target=other.query, args=("SELECT sleepEachRow(0.3) FROM numbers(5) SETTINGS max_block_size = 1",)
-    )
+    mark = "lsr-concurrency"
+    slow = f"SELECT sleepEachRow(0.5), '{mark}' FROM numbers(240) SETTINGS max_block_size = 1"
+    sleeper = threading.Thread(target=_until_killed, args=(other, slow), daemon=True)
     sleeper.start()
+
+    def busy_reading() -> Evidence | None:
+        ev = _run("clickhouse.concurrency", clients, warn_queries=1, fail_queries=1)
+        return ev if ev.status is not Status.PASS else None
+
     try:
-        deadline, busy = time.monotonic() + 1.2, idle
-        while busy.status is Status.PASS and time.monotonic() < deadline:
-            busy = _run("clickhouse.concurrency", clients, warn_queries=1, fail_queries=1)
+        busy = wait_until(busy_reading, what="the running query counted")
         assert busy.status is Status.FAIL and "running 1 queries" in busy.summary
     finally:
-        sleeper.join()
+        # The mark split in two, so the KILL statement does not match itself.
+        killer = clickhouse_connect.get_client(dsn=url.split("?")[0])
+        killer.command(f"KILL QUERY WHERE position(query, concat('lsr-', '{mark[4:]}')) > 0 SYNC")
+        killer.close()
+        sleeper.join(10)
         other.close()
+    assert not sleeper.is_alive()
+
+
+def _until_killed(client: Any, query: str) -> None:
+    with contextlib.suppress(Exception):  # QUERY_WAS_CANCELLED: what the test does to end it
+        client.query(query)
 
 
 # --- Diagnostics and timeouts without query_log --------------------------------------------------
@@ -652,9 +667,11 @@ def _server_phase(data: str, phase: str) -> None:
         ).result_rows[0][0]
     else:
         # query_log starts empty in each process of the embedded engine: time out once more, as
-        # lsready's user, and let the 100 ms flush interval write it (this user may not FLUSH LOGS).
+        # lsready's user, and wait for the 100 ms flush interval to write it (this user may not FLUSH LOGS).
         _time_out(admin)
-        time.sleep(0.6)
+        watcher = clickhouse_connect.get_client(dsn=f"chdb://{data}")  # a handle of its own: a fresh stream
+        logged = f"SELECT count() FROM system.query_log WHERE exception_code = {TIMEOUT_EXCEEDED}"
+        wait_until(lambda: watcher.query(logged).result_rows[0][0], what="the timeout in system.query_log")
         for name in chp.PROBES:
             probe(name, name)
         probe("permissions_langsmith", "clickhouse.permissions", langsmith_user="langsmith")

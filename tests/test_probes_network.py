@@ -455,7 +455,7 @@ def test_snapshot_run_measures_datastores_but_not_services(servers, redis_url):
 
 def test_out_of_cluster_run_reports_that_service_names_do_not_resolve(servers, postgres_url, monkeypatch):
     monkeypatch.setattr(latency, "CLUSTER_DOMAIN", "cluster.invalid")
-    clients = _clients(servers, production(), "api", timeout_s=QUICK, postgres={"url": postgres_url})
+    clients = _clients(servers, production(), "api", timeout_s=3, postgres={"url": postgres_url})
     result = service_latency(clients, LATENCY)
     assert result.status is Status.UNKNOWN and "do not resolve where lsready runs" in result.summary
     assert "postgres answered SSLRequest in" in result.summary

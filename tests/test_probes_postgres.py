@@ -155,7 +155,8 @@ class Forwarder:
 
     `target` is a port on 127.0.0.1, a (host, port) pair or a Unix socket path. With
     `refuse_options`, a startup packet that carries `options` is refused the way PgBouncer does;
-    while `frozen` is set, nothing reaches the client (a server that went silent mid-query).
+    after `freeze()`, nothing reaches the client (a server that went silent mid-query) and
+    `holding` is set once an answer is being held back.
     """
 
     def __init__(
@@ -167,7 +168,9 @@ class Forwarder:
     ) -> None:
         self.target = ("127.0.0.1", target) if isinstance(target, int) else target
         self.delay_s, self.refuse_options = delay_s, refuse_options
-        self.frozen = threading.Event()
+        self._thawed = threading.Event()
+        self._thawed.set()
+        self.holding = threading.Event()
         self.refused = 0
         self.sock = socket.create_server(("127.0.0.1", listen))
         self.port = self.sock.getsockname()[1]
@@ -208,15 +211,19 @@ class Forwarder:
     def _pump(self, src: socket.socket, dst: socket.socket, delay_s: float) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
-                time.sleep(delay_s)
-                while self.frozen.is_set():
-                    time.sleep(0.02)
+                time.sleep(delay_s)  # a slow network, on purpose
+                if not self._thawed.is_set():
+                    self.holding.set()
+                    self._thawed.wait()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
+    def freeze(self) -> None:
+        self._thawed.clear()
+
     def close(self) -> None:
-        self.frozen.clear()
+        self._thawed.set()
         self.sock.close()
         for conn in self.conns:
             conn.close()
@@ -389,10 +396,7 @@ def _switch_wal_and_wait(url: str, key: str, minimum: int) -> None:
         conn.execute(sql.SQL("CREATE TABLE {} (x int)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
         conn.execute("SELECT pg_switch_wal()")
-    deadline = time.monotonic() + 15
-    while _archiver(url)[key] < minimum:
-        assert time.monotonic() < deadline, f"archiver never reached {key} >= {minimum}"
-        time.sleep(0.1)
+    wait_until(lambda: _archiver(url)[key] >= minimum, what=f"the archiver reaching {key} >= {minimum}")
 
 
 def test_recent_wal_archiving_passes_and_a_newer_failure_fails(private_pg, private_lsr_url):
@@ -619,14 +623,13 @@ def test_table_with_stale_dead_tuples_warns(lsr_url, postgres_url):
         conn.execute(sql.SQL("CREATE TABLE {} (id int) WITH (autovacuum_enabled = false)").format(ident))
         conn.execute(sql.SQL("INSERT INTO {} SELECT generate_series(1, 5000)").format(ident))
         conn.execute(sql.SQL("DELETE FROM {} WHERE id > 1000").format(ident))
-    # Closing the connection flushes its table statistics.
+    # Closing the connection flushes its table statistics; the probe sees them once they land.
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            ev = run("postgres.autovacuum", lsr_url)
-            if ev.status is not Status.PASS or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        ev = wait_until(
+            lambda: (e := run("postgres.autovacuum", lsr_url)).status is not Status.PASS and e,
+            timeout=10,
+            what="the dead tuples reaching the statistics",
+        )
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP TABLE {}").format(ident))
@@ -644,17 +647,25 @@ def test_xid_age_over_thresholds_warns_then_fails(lsr_url):
     assert run("postgres.autovacuum", lsr_url, xid_age_warn=1, xid_age_fail=2).status is Status.FAIL
 
 
-def test_autovacuum_off_fails(private_pg, private_lsr_url):
-    with psycopg.connect(private_pg.url, autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET autovacuum = off")
+def _reload_autovacuum(url: str, change: str, expect: str) -> None:
+    """ALTER SYSTEM `change`, reload, and return once a new session sees autovacuum = `expect`."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM {change}")
         conn.execute("SELECT pg_reload_conf()")
+
+    def applied() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute("SHOW autovacuum").fetchone()[0] == expect
+
+    wait_until(applied, what=f"the reloaded configuration (autovacuum = {expect})")
+
+
+def test_autovacuum_off_fails(private_pg, private_lsr_url):
+    _reload_autovacuum(private_pg.url, "SET autovacuum = off", "off")
     try:
-        time.sleep(0.3)
         ev = run("postgres.autovacuum", private_lsr_url)
     finally:
-        with psycopg.connect(private_pg.url, autocommit=True) as conn:
-            conn.execute("ALTER SYSTEM RESET autovacuum")
-            conn.execute("SELECT pg_reload_conf()")
+        _reload_autovacuum(private_pg.url, "RESET autovacuum", "on")
     assert ev.status is Status.FAIL and "autovacuum off" in ev.summary.replace(" and track_counts", "")
 
 

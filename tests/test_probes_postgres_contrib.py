@@ -12,13 +12,13 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from test_probes_postgres import lsready_role, run
+from waiting import wait_until
 
 from checks.model import Status
 
@@ -68,16 +68,18 @@ def contrib_url() -> Iterator[str]:
     options = f"-c shared_preload_libraries=pg_stat_statements -c listen_addresses='' -k {sock}"
     _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-o", options, "-l", str(root / "log"), "start"])
     url = f"postgresql://postgres@/postgres?host={sock}"
+
+    def answers() -> bool:
+        psycopg.connect(url, connect_timeout=2).close()
+        return True
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                psycopg.connect(url, connect_timeout=2).close()
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        wait_until(
+            answers,
+            timeout=20,
+            what="the contrib server accepting connections",
+            ignoring=(psycopg.OperationalError,),
+        )
         yield url
     finally:
         _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop"])
@@ -118,10 +120,8 @@ def test_a_server_with_a_streaming_standby_is_not_the_embedded_single_node(contr
     _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-w", "-o", options, "-l", str(root / "log"), "start"])
     try:
         with psycopg.connect(contrib_url, autocommit=True) as admin:
-            deadline = time.monotonic() + 20
-            while admin.execute("SELECT count(*) FROM pg_stat_replication").fetchone()[0] < 1:
-                assert time.monotonic() < deadline, "the standby never started streaming"
-                time.sleep(0.1)
+            standbys = "SELECT count(*) FROM pg_stat_replication"
+            wait_until(lambda: admin.execute(standbys).fetchone()[0], timeout=20, what="a standby streaming")
         with lsready_role(contrib_url) as lsr_url:
             ev = run("postgres.not_embedded", lsr_url)
         assert ev.status is Status.PASS, ev.summary

@@ -1,3 +1,4 @@
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -44,8 +45,10 @@ def test_blackholed_backend_is_unknown_within_timeout_while_others_pass(blackhol
 
 
 def test_probe_that_never_returns_is_unknown_at_its_timeout():
+    released = threading.Event()  # a probe stuck until the test is over
+
     def hangs(clients, params):
-        time.sleep(30)
+        released.wait(30)
 
     def fine(clients, params):
         return Evidence(Status.PASS, "fine")
@@ -55,7 +58,10 @@ def test_probe_that_never_returns_is_unknown_at_its_timeout():
         probes={"hangs": hangs, "fine": fine},
     )
     started = time.monotonic()
-    report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=0.3), deadline_s=5)
+    try:
+        report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=0.3), deadline_s=5)
+    finally:
+        released.set()
     assert time.monotonic() - started < 1.5
     statuses = {r.item.id: r.status for r in report.results}
     assert statuses == {"a.hangs": Status.UNKNOWN, "a.fine": Status.PASS}
@@ -63,12 +69,17 @@ def test_probe_that_never_returns_is_unknown_at_its_timeout():
 
 
 def test_run_deadline_caps_the_whole_run():
+    released = threading.Event()
+
     def slow(clients, params):
-        time.sleep(10)
+        released.wait(10)
 
     catalog = Catalog(items=(_item("a.slow", probe="slow"),), probes={"slow": slow})
     started = time.monotonic()
-    report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=20), deadline_s=0.4)
+    try:
+        report = run_checks(catalog, Clients("t", TargetConfig(), timeout_s=20), deadline_s=0.4)
+    finally:
+        released.set()
     assert time.monotonic() - started < 1.5
     assert report.results[0].status is Status.UNKNOWN
 

@@ -2,10 +2,10 @@
 
 import json
 import threading
-import time
 
 import pytest
 from slack_fake import BotHarness
+from waiting import wait_until
 
 from conftest import make_config
 
@@ -131,12 +131,12 @@ def test_evidence_needs_the_right_to_produce_it(bot):
 
 def _audited(bot, done, timeout=10.0):
     """(actor, action, outcome) of the audit entries once `done(entries)` is truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = [(e.actor, e.action, e.outcome) for e in bot.readiness.audit.since()]
-        if done(entries) or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.02)
+
+    def entries():
+        return [(e.actor, e.action, e.outcome) for e in bot.readiness.audit.since()]
+
+    wait_until(lambda: done(entries()), timeout=timeout, what="the audit entries awaited")
+    return entries()
 
 
 MODAL = {
@@ -190,10 +190,7 @@ def test_while_slack_fails_the_last_known_members_decide_and_the_audit_says_so(b
     bot.fake.errors["usergroups.users.list"] = "internal_error"
     bot.command("ack diag.har_capture drill done", user=SRE)  # starts a refresh that fails
     assert bot.fake.wait_for("respond")[0]["response_type"] == "in_channel"
-    _wait_until_failed = time.monotonic() + 10
-    while bot.services.access.stale_note("SSRE000001") is None:
-        assert time.monotonic() < _wait_until_failed
-        time.sleep(0.02)
+    wait_until(lambda: bot.services.access.stale_note("SSRE000001") is not None, what="the failed refresh")
     bot.command("ack diag.log_collection shipped", user=SRE)
     bot.command("ack diag.log_collection shipped", user=STRANGER)
     bot.fake.wait_for("respond", count=3)
@@ -235,10 +232,7 @@ def test_a_stale_entry_answers_at_once_while_one_lookup_refreshes_it():
         assert access.decide("triage", SRE) is Verdict.ALLOWED
     assert lookups.calls == 2
     lookups.go.set()
-    deadline = time.monotonic() + 10
-    while access.decide("triage", SRE) is Verdict.ALLOWED:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: access.decide("triage", SRE) is not Verdict.ALLOWED, what="the new members applied")
     assert (
         access.decide("triage", SRE) is Verdict.REFUSED
         and access.decide("triage", STRANGER) is Verdict.ALLOWED

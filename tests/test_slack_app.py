@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from slack_fake import BotHarness, send
+from waiting import wait_until
 
 from bot import actions as ids
 from bot.render.limits import problems
@@ -30,12 +31,13 @@ def bot(tmp_path):
 
 def audit_actions(bot, expect=None, timeout=10.0):
     """(actor, action, outcome) of each audit entry; waits until `expect` is among them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        entries = [(e.actor, e.action, e.outcome) for e in bot.readiness.audit.since()]
-        if expect is None or expect in entries or time.monotonic() > deadline:
-            return entries
-        time.sleep(0.02)
+
+    def entries():
+        return [(e.actor, e.action, e.outcome) for e in bot.readiness.audit.since()]
+
+    if expect is not None:
+        wait_until(lambda: expect in entries(), timeout=timeout, what=f"the audit entry {expect}")
+    return entries()
 
 
 def valid(message):
@@ -223,7 +225,10 @@ def test_each_command_is_counted_once_with_its_outcome(bot):
     assert (_counted(bot, "help", "ok"), _counted(bot, "check", "ok")) == (1, 1)
     bot.submit(_modal_values(expiry="forever"), json.dumps({"t": "prod"}))
     bot.submit(_modal_values(), json.dumps({"t": "prod"}))
-    _wait_until(lambda: (_counted(bot, "ack", "error"), _counted(bot, "ack", "ok")) == (1, 1))
+    wait_until(
+        lambda: (_counted(bot, "ack", "error"), _counted(bot, "ack", "ok")) == (1, 1),
+        what="both acks counted",
+    )
 
 
 def test_rerun_button_posts_a_fresh_report_in_the_thread(bot):
@@ -417,13 +422,6 @@ def test_concurrent_commands_each_use_their_own_database_connection(bot):
 # --- Capacity --------------------------------------------------------------------------------
 
 
-def _wait_until(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def test_a_flood_of_hung_triages_leaves_acks_prompt_and_the_overflow_hears_busy_at_once(tmp_path, blackhole):
     silent = f"127.0.0.1:{blackhole.port}"
     target = {"redis": {"url": f"redis://{silent}/0"}, "clickhouse": {"url": f"http://{silent}/default"}}
@@ -433,9 +431,7 @@ def test_a_flood_of_hung_triages_leaves_acks_prompt_and_the_overflow_hears_busy_
         with ThreadPoolExecutor(capacity) as senders:
             flood = list(senders.map(bot.command, [f"triage t{n}" for n in range(capacity)]))
         assert all(r.status == 200 and r.elapsed < 3 for r in flood)
-        _wait_until(
-            lambda: bot.services.pool.admitted == capacity
-        )  # every slow worker busy, the rest waiting
+        wait_until(lambda: bot.services.pool.admitted == capacity, what="every slot taken")  # some wait
 
         # Slack gives up on an ack after 3 s; this is a correctness bound, not a benchmark.
         reply = bot.command("help")
@@ -460,5 +456,5 @@ def test_a_flood_of_hung_triages_leaves_acks_prompt_and_the_overflow_hears_busy_
             timeout=60,
         )
         assert len(finals) == capacity == len(bot.fake.requests("chat.postMessage"))  # t16 never ran
-        assert (USER, "triage", "busy") in audit_actions(bot)
-        _wait_until(lambda: bot.services.pool.admitted == 0)  # every slot is free again
+        assert (USER, "triage", "busy") in audit_actions(bot, (USER, "triage", "busy"))
+        wait_until(lambda: bot.services.pool.admitted == 0, what="every slot free again")

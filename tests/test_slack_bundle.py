@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 
 import pytest
 from slack_fake import BotHarness
 from test_bundle import cluster_logs, cluster_objects
+from waiting import wait_until
 
 from bot import actions as ids
 from bot.render.limits import problems
@@ -34,13 +34,11 @@ def bot(servers, tmp_path):
 
 
 def _audit(bot, action, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = [e for e in bot.readiness.audit.since() if e.action == action]
-        if entries:
-            return entries
-        time.sleep(0.02)
-    raise AssertionError(f"no {action} audit entry")
+    return wait_until(
+        lambda: [e for e in bot.readiness.audit.since() if e.action == action],
+        timeout=timeout,
+        what=f"a {action} audit entry",
+    )
 
 
 def test_a_triage_message_offers_the_bundle_button_and_stays_within_slack_limits():

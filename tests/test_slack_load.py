@@ -7,11 +7,11 @@ slowed Web API method has answered anything.
 import http.client
 import json
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from slack_fake import BotHarness, send
+from waiting import wait_until
 
 from bot import actions as ids
 from conftest import make_config
@@ -24,13 +24,6 @@ def bot(tmp_path):
     config = make_config({"prod": {}, "staging": {}}, default_target="prod")
     with BotHarness(config, tmp_path / "lsready.db") as harness:
         yield harness
-
-
-def _wait_until(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def _home(bot, user=USER):
@@ -84,7 +77,7 @@ def test_commands_clicks_and_submissions_are_acked_while_home_publishing_and_rep
         assert bot.fake.first_answer("conversations.replies") == float("inf")
         bot.fake.release()
         bot.fake.wait_for("views.publish", lambda a: True, count=20)
-        _wait_until(lambda: bot.fake.first_answer("views.publish") < float("inf"))
+        wait_until(lambda: bot.fake.first_answer("views.publish") < float("inf"), what="an answered publish")
     assert not [r for r in caplog.records if "ack()" in r.getMessage()]
 
 
@@ -291,10 +284,9 @@ def test_a_modal_for_a_target_that_is_gone_shows_why_in_the_modal(bot):
 
 
 def _audit_when(bot, match, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not [e for e in bot.readiness.audit.since() if match(e)]:
-        assert time.monotonic() < deadline, "no such audit entry"
-        time.sleep(0.02)
+    wait_until(
+        lambda: [e for e in bot.readiness.audit.since() if match(e)], timeout=timeout, what="the entry"
+    )
     return bot.readiness.audit.since()
 
 

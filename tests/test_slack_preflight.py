@@ -72,6 +72,8 @@ def test_preflight_rerun_button_runs_the_same_preflight_again_in_place(bot: Any)
         e for b in final["blocks"] for e in b.get("elements", []) if e.get("action_id") == ids.PREFLIGHT_RERUN
     )
     assert json.loads(button["value"]) == {"t": "prod", "v": "0.17.3"}
+    # The first run is over (not merely posted): a re-run of a preflight still running would be told so.
+    bot.wait_idle()
     bot.click(button["action_id"], button["value"])
     again = bot.fake.wait_for("chat.postMessage", count=2)[1]
     assert "Running the upgrade preflight on prod" in again["text"]

@@ -21,6 +21,9 @@ from conftest import ROOT
 
 USER, CHANNEL = "U0000001", "C0000001"
 ACK_DEADLINE_S = 3.0  # Slack's: an envelope not acked by then is delivered again
+# The real `lsready serve`, pinging every second instead of every 5 s: a dead connection is noticed
+# after four unanswered pings, so the reconnect below takes a few seconds instead of half a minute.
+SERVE = "import bot.app, bot.cli; bot.app.SOCKET_PING_INTERVAL_S = 1; bot.cli.main()"
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def socket_bot(tmp_path):
         "PYTHONUNBUFFERED": "1",
     }
     log = tmp_path / "serve.log"
-    args = [sys.executable, "-m", "bot.cli", "--config", str(tmp_path / "lsready.yaml"), "serve"]
+    args = [sys.executable, "-c", SERVE, "--config", str(tmp_path / "lsready.yaml"), "serve"]
     with open(log, "wb") as out:
         proc = subprocess.Popen([*args, "--metrics-port", "0"], cwd=ROOT, env=env, stdout=out, stderr=out)
     try:
