@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Row
+from runbooks.demo.processes import stop_process
 
 # name -> (what it measures, time limit in seconds for the whole bench, engines included)
 BENCHES: dict[str, tuple[str, int]] = {
@@ -47,20 +47,6 @@ def _names(only: str | None) -> list[str]:
     return names
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the worker's process group (it cleans up), then SIGKILL whatever is left."""
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def run_one(name: str, quick: bool) -> dict[str, Any]:
     """Run one bench in its own process group under its time limit; its rows, or why it has none."""
     limit = BENCHES[name][1]
@@ -85,7 +71,7 @@ def run_one(name: str, quick: bool) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             error = f"the bench did not finish within {limit} s and was stopped"
         finally:
-            _stop_group(proc)
+            stop_process(proc, 15, group=True)  # the worker cleans up on SIGTERM; then the rest is killed
         took = round(time.monotonic() - t0, 1)
         if error is not None:
             failed = Row(name, "bench completed", None, "", "finishes", False, error)

@@ -20,9 +20,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bench.ch_http import ChHttp
 from bench.common import Result, row, say, temp_dir, testkit, wait_until
-from bench.engines import demo_engines
+from bench.engines import demo_over_http
 from bench.exporter import Exporter
 from runbooks.demo.schema import push_saq_jobs
 
@@ -46,15 +45,9 @@ PHASES = (
 )
 
 
-def _config(redis: str, postgres: str, clickhouse: str) -> dict[str, Any]:
+def _config(target: dict[str, Any]) -> dict[str, Any]:
     return {
-        "targets": {
-            "prod": {
-                "redis": {"url": redis},
-                "postgres": {"url": postgres},
-                "clickhouse": {"url": clickhouse},
-            }
-        },
+        "targets": {"prod": target},
         "exporter": {"interval": EXPORTER_S},
         "thresholds": {
             "ops.alerts": {"for_minutes": FOR_S / 60},
@@ -156,16 +149,14 @@ def backlog_to_diagnosis(quick: bool) -> Result:
     testkit()  # tests/ on the path: the chain's servers are the test suite's
     runs = 1 if quick else 2
     measured = []
-    with demo_engines(clickhouse=False) as (engines, _), temp_dir() as work, contextlib.ExitStack() as stack:
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
-        stack.callback(shim.stop)
-        config = _config(engines.redis.url, engines.postgres.url, shim.url)
+    with demo_over_http() as (target, _), temp_dir() as work, contextlib.ExitStack() as stack:
+        config = _config(target)
         (work / "exporter").mkdir()
         exp = Exporter(config, work / "exporter")
         stack.callback(exp.stop)
         if not wait_until(lambda: (h := exp.health()) and h["refreshed"], 120, 0.2):
             raise RuntimeError(f"the exporter did not get ready: {exp.log_path.read_text()[-2000:]}")
-        r = redis.Redis.from_url(engines.redis.url)
+        r = redis.Redis.from_url(target["redis"]["url"])
         stack.callback(r.close)
         for n in range(1, runs + 1):
             measured.append(_run(n, work, config, exp, r))

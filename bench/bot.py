@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.common import Result, Serve, blackhole, calls, median, percentile, row, say, temp_dir, testkit
 from bot.actions import TRIAGE_RERUN
-from runbooks.demo.engines import RedisServer
+from runbooks.demo.session import DemoSession
 
 ACK_TARGET_MS = 300.0  # p99 from request to ack; Slack gives up at 3 s
 BURST = 80  # people typing a command in the same second
@@ -31,15 +31,15 @@ HELP_REPLY_TARGET_MS = 1000.0  # a help reply while a triage hangs: the bot is s
 def hung_clickhouse_bot(timeouts: dict[str, float]) -> Iterator[tuple[Serve, Any]]:
     """A serving bot whose target has a real Redis and a black-holed ClickHouse; all torn down after."""
     kit = testkit()
-    with temp_dir() as tmp, contextlib.ExitStack() as stack:
-        (tmp / "redis").mkdir()
-        redis = RedisServer(tmp / "redis").start()
-        stack.callback(redis.stop)
+    with temp_dir() as tmp, DemoSession(tmp) as demo, contextlib.ExitStack() as stack:
         hole = blackhole()
         stack.callback(hole.close)
         fake = kit.FakeSlack()
         stack.callback(fake.close)
-        target = {"redis": {"url": redis.url}, "clickhouse": {"url": f"http://127.0.0.1:{hole.port}/default"}}
+        target = {
+            "redis": {"url": demo.redis_url},
+            "clickhouse": {"url": f"http://127.0.0.1:{hole.port}/default"},
+        }
         config = {"default_target": "prod", "targets": {"prod": target}, "timeouts": timeouts}
         bot = Serve(config, Path(tmp), fake)
         stack.callback(bot.stop)

@@ -217,13 +217,9 @@ class ChHttp:
         self.pid = self.proc.pid
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        from runbooks.demo.processes import stop_process  # not at the top: the shim process needs none of it
+
+        stop_process(self.proc, 10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 

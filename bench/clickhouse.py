@@ -373,11 +373,11 @@ def big_table_cost(quick: bool) -> Result:
     """Fill the table, then measure each read lsready makes of it against its naive twin."""
     from checks.clients import Clients
     from checks.config import TargetConfig
-    from runbooks.demo.engines import chdb_url
+    from runbooks.demo.session import DemoSession
 
     total, reps, db = (1_000_000 if quick else ROWS), (3 if quick else 5), "langsmith"
-    with temp_dir() as tmp:
-        url = chdb_url(tmp / "ch", db)
+    with temp_dir() as tmp, DemoSession(tmp, database=db) as demo:
+        url = demo.database_url(db)  # ClickHouse only: chdb in this process
         target = TargetConfig.model_validate({"clickhouse": {"url": url}})
         clients = Clients("bench", target, timeout_s=5.0)  # production's default probe timeout
         session = clients.clickhouse

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from runbooks.demo.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 
@@ -252,10 +254,4 @@ class Serve:
         return rss_mb(self.proc.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: serve shuts its pools down
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 5, sig=signal.SIGINT)  # KeyboardInterrupt: serve shuts its pools down

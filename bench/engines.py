@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from bench.ch_http import ChHttp
 from bench.common import Result, median, row, say, temp_dir
 from checks.config import Config, validate
 from checks.engine import check_all
-from runbooks.demo.engines import Engines, RedisServer, chdb_url
+from runbooks.demo.session import DemoSession
 
 TRIAGE_RATIO_TARGET = 1.5  # steps overlap: the whole walk takes little longer than its slowest step
 CHECK_TARGET_S = 3.0  # one full check of one target
@@ -24,45 +24,28 @@ FLEET_RATIO_TARGET = 4.0  # 16 targets vs 1: concurrent, so far below the 16x of
 
 def triage_wall_time(quick: bool) -> Result:
     """`triage` (trace-visibility, default sample interval) on the healthy scenario, several times."""
-    import clickhouse_connect
-    import redis
-
-    from runbooks.demo.scenarios import SCENARIO_THRESHOLDS, Stage, play
+    from runbooks.demo.scenarios import SCENARIO_THRESHOLDS
     from runbooks.triage import triage
 
     runs = 2 if quick else 5
     measured: list[dict[str, Any]] = []
-    with temp_dir() as tmp, contextlib.ExitStack() as stack:
-        (tmp / "redis").mkdir()
-        server = RedisServer(tmp / "redis").start()
-        stack.callback(server.stop)
-        url = chdb_url(tmp / "ch")
-        r = redis.Redis.from_url(server.url)
-        stack.callback(r.close)
-        stage = Stage(
-            clickhouse_connect.get_client(dsn=url),
-            "default",
-            r,
-            lambda: clickhouse_connect.get_client(dsn=url),
-        )
-        target = {"redis": {"url": server.url}, "clickhouse": {"url": url}}
-        config = validate({"targets": {"demo": target}, "thresholds": SCENARIO_THRESHOLDS}, "bench")
-        with play("healthy", stage):
-            for n in range(runs):
-                say(f"triage: run {n + 1}/{runs} on the healthy scenario")
-                t0 = time.monotonic()
-                result = triage(config)
-                wall = time.monotonic() - t0
-                slowest = max(result.steps, key=lambda s: s.duration_s)
-                measured.append(
-                    {
-                        "wall_s": wall,
-                        "slowest_step": slowest.step_id,
-                        "slowest_s": slowest.duration_s,
-                        "diagnosis": result.diagnosis.kind.value,
-                        "steps": {s.step_id: round(s.duration_s, 3) for s in result.steps},
-                    }
-                )
+    with temp_dir() as tmp, DemoSession(tmp) as demo, demo.play("healthy"):
+        config = demo.config(SCENARIO_THRESHOLDS, postgres=False, cluster=False)
+        for n in range(runs):
+            say(f"triage: run {n + 1}/{runs} on the healthy scenario")
+            t0 = time.monotonic()
+            result = triage(config)
+            wall = time.monotonic() - t0
+            slowest = max(result.steps, key=lambda s: s.duration_s)
+            measured.append(
+                {
+                    "wall_s": wall,
+                    "slowest_step": slowest.step_id,
+                    "slowest_s": slowest.duration_s,
+                    "diagnosis": result.diagnosis.kind.value,
+                    "steps": {s.step_id: round(s.duration_s, 3) for s in result.steps},
+                }
+            )
     ratios = [m["wall_s"] / m["slowest_s"] for m in measured]
     healthy = sum(m["diagnosis"] == "healthy" for m in measured)
     return Result(
@@ -93,38 +76,35 @@ def triage_wall_time(quick: bool) -> Result:
 
 
 @contextlib.contextmanager
-def demo_engines(clickhouse: bool = True) -> Iterator[tuple[Engines, str]]:
-    """Redis, PostgreSQL and chdb with `lsready demo`'s schema; stopped and removed after.
+def demo_engines(clickhouse: bool = True) -> Iterator[DemoSession]:
+    """The demo session's Redis, PostgreSQL and chdb with `lsready demo`'s shape; stopped and removed after.
 
     With `clickhouse` false the ClickHouse schema is left for another process to build: chdb opens
     a data path in one process only.
     """
-    import clickhouse_connect
-    import redis
+    with temp_dir() as tmp, DemoSession(tmp) as demo:
+        demo.shape(clickhouse=clickhouse)
+        yield demo
 
-    from runbooks.demo.schema import build_clickhouse, build_postgres, build_redis
 
-    with temp_dir() as tmp:
-        engines = Engines.start(Path(tmp))
+@contextlib.contextmanager
+def demo_over_http() -> Iterator[tuple[dict[str, Any], ChHttp]]:
+    """The demo session with its ClickHouse in a process of its own, behind bench/ch_http.py.
+
+    For benches whose lsready is another process: chdb cannot share a data path between processes.
+    Yields a target reading it, and the shim.
+    """
+    with demo_engines(clickhouse=False) as demo:
+        shim = ChHttp(demo.clickhouse_dir, demo_schema=True)
         try:
-            url = chdb_url(engines.clickhouse_dir)
-            if clickhouse:
-                build_clickhouse(clickhouse_connect.get_client(dsn=url))
-            build_postgres(engines.postgres.psql)
-            with contextlib.closing(redis.Redis.from_url(engines.redis.url)) as r:
-                build_redis(r)
-            yield engines, url
+            yield {**demo.target(cluster=False), "clickhouse": {"url": shim.url}}, shim
         finally:
-            engines.stop(remove=False)  # temp_dir removes it
+            shim.stop()
 
 
-def fleet_config(engines: Engines, ch_url: str, count: int) -> Config:
+def fleet_config(demo: DemoSession, count: int) -> Config:
     """`count` configured deployments, all pointing at the same engines."""
-    target = {
-        "redis": {"url": engines.redis.url},
-        "postgres": {"url": engines.postgres.url},
-        "clickhouse": {"url": ch_url},
-    }
+    target = demo.target(cluster=False)
     return validate({"targets": {f"t{n:02d}": target for n in range(count)}}, "bench")
 
 
@@ -132,12 +112,12 @@ def check_wall_time(quick: bool) -> Result:
     """`check_all` of 1, 4 and 16 targets on the same embedded engines; median wall time of each."""
     reps = 1 if quick else 3
     walls: dict[int, list[float]] = {}
-    with demo_engines() as (engines, url):
+    with demo_engines() as demo:
         t0 = time.monotonic()
-        check_all(fleet_config(engines, url, 1))  # cold: imports, first connections, catalog
+        check_all(fleet_config(demo, 1))  # cold: imports, first connections, catalog
         cold = time.monotonic() - t0
         for count in (1, 4, 16):
-            config = fleet_config(engines, url, count)
+            config = fleet_config(demo, count)
             for n in range(reps):
                 say(f"check: {count} targets, run {n + 1}/{reps}")
                 t0 = time.monotonic()

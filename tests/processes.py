@@ -9,6 +9,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from runbooks.demo.processes import stop_process
+
 
 def wait_ready(proc: subprocess.Popen[Any], url: str, log: Path, what: str, timeout: float = 30.0) -> None:
     """Return once `url` answers 2xx; stop `proc` and fail with its log's tail if it exits or times out."""
@@ -27,12 +29,5 @@ def wait_ready(proc: subprocess.Popen[Any], url: str, log: Path, what: str, time
 
 
 def stop(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after `grace` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    stop_process(proc, grace)

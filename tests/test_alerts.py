@@ -458,16 +458,6 @@ def test_the_metrics_port_serves_the_receiver(tmp_path, bot):
 # --- what the thread says, on real engines --------------------------------------------------------
 
 
-@pytest.fixture
-def stage(clickhouse, redis_client):
-    import clickhouse_connect
-
-    from runbooks.demo.scenarios import Stage
-
-    url, admin, db = clickhouse
-    return Stage(admin, db, redis_client, lambda: clickhouse_connect.get_client(dsn=url))
-
-
 @pytest.mark.parametrize(
     ("scenario", "runbook", "diagnosis", "says"),
     [

@@ -17,19 +17,17 @@ import psycopg
 import pytest
 import yaml
 from click.testing import CliRunner
+from cluster_objects import BLOB_ENV, TTL_ENV, production
 
 from bot.cli import cli
 from checks.model import Status
 from conftest import make_config
 from runbooks.demo.cluster import (
-    BLOB_ENV,
     FULLNAME,
     NS,
     RELEASE,
-    TTL_ENV,
     deployment,
     hook_job,
-    production,
     pvc,
     statefulset,
     storageclass,

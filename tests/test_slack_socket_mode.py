@@ -12,6 +12,7 @@ import time
 
 import pytest
 import yaml
+from processes import stop
 from slack_fake import BOT_ID, BOT_TOKEN, TEAM, FakeSlack
 from slack_socket import FakeSocketMode, command_payload
 
@@ -45,12 +46,7 @@ def socket_bot(tmp_path):
     try:
         yield fake, endpoint, proc, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         fake.close()
         endpoint.close()
 

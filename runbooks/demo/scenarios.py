@@ -137,16 +137,19 @@ def _ages(count: int, oldest_s: float, newest_s: float) -> list[float]:
     return [now - oldest_s + n * step for n in range(count)]
 
 
-def _clear_queues(r: Any) -> None:
+def _queues(r: Any, *, saq: list[float] | None = None, asynq: list[float] | None = None) -> None:
+    """Empty the queues, then enqueue jobs at these enqueue times (epoch seconds)."""
     r.delete(f"saq:{SAQ_QUEUE}:queued", f"saq:{SAQ_QUEUE}:incomplete", f"asynq:{{{ASYNQ_QUEUE}}}:pending")
+    if saq:
+        push_saq_jobs(r, SAQ_QUEUE, saq)
+    if asynq:
+        push_asynq_tasks(r, ASYNQ_QUEUE, asynq)
 
 
 def healthy(stage: Stage) -> Running:
     """Recent runs that landed within a second; workers drain faster than jobs arrive."""
     build_clickhouse(stage.ch, stage.db)
-    _clear_queues(stage.redis)
-    push_saq_jobs(stage.redis, SAQ_QUEUE, _ages(3, 2, 0))
-    push_asynq_tasks(stage.redis, ASYNQ_QUEUE, _ages(3, 2, 0))
+    _queues(stage.redis, saq=_ages(3, 2, 0), asynq=_ages(3, 2, 0))
     return Traffic(stage.redis, arrive_per_s=4, drain_per_s=8)
 
 
@@ -159,8 +162,7 @@ def clickhouse_saturation(stage: Stage) -> Running:
     stage.ch.command(f"ALTER TABLE {runs} MODIFY SETTING {limits}")
     for _ in range(22):  # one part per insert, as un-batched writers do; the last few get delayed
         insert_runs(stage.ch, stage.db, 1, received_before_s=(1, 1), spread_s=1)
-    _clear_queues(stage.redis)
-    push_asynq_tasks(stage.redis, ASYNQ_QUEUE, _ages(80, 300, 30))
+    _queues(stage.redis, asynq=_ages(80, 300, 30))
     busy = BusyQueries(stage.connect_ch)
     return Background([busy, Traffic(stage.redis, arrive_per_s=3, drain_per_s=1)])
 
@@ -168,9 +170,7 @@ def clickhouse_saturation(stage: Stage) -> Running:
 def queue_backlog(stage: Stage) -> Running:
     """Hundreds of jobs waiting for up to 40 minutes, more arriving, none leaving; ClickHouse idle."""
     build_clickhouse(stage.ch, stage.db)
-    _clear_queues(stage.redis)
-    push_asynq_tasks(stage.redis, ASYNQ_QUEUE, _ages(400, 2400, 60))
-    push_saq_jobs(stage.redis, SAQ_QUEUE, _ages(150, 1200, 30))
+    _queues(stage.redis, saq=_ages(150, 1200, 30), asynq=_ages(400, 2400, 60))
     return Traffic(stage.redis, arrive_per_s=6, drain_per_s=0)
 
 
@@ -178,9 +178,7 @@ def ingestion_delay(stage: Stage) -> Running:
     """Runs landing minutes after they were received, while the queues stay short and keep moving."""
     build_clickhouse(stage.ch, stage.db)
     insert_runs(stage.ch, stage.db, 3000, received_before_s=(90, 600), spread_s=600)
-    _clear_queues(stage.redis)
-    push_saq_jobs(stage.redis, SAQ_QUEUE, _ages(5, 3, 0))
-    push_asynq_tasks(stage.redis, ASYNQ_QUEUE, _ages(5, 3, 0))
+    _queues(stage.redis, saq=_ages(5, 3, 0), asynq=_ages(5, 3, 0))
     return Traffic(stage.redis, arrive_per_s=2, drain_per_s=2)
 
 

@@ -91,8 +91,11 @@ def build_clickhouse(client: Any, db: str = "default", *, runs: int = 2000, dirt
         )
 
 
-def build_postgres(psql: Any) -> None:
-    psql(POSTGRES_SCHEMA)
+def build_postgres(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(POSTGRES_SCHEMA)
 
 
 def build_redis(client: Any, *, queued: int = 3) -> None:
