@@ -131,6 +131,32 @@ def test_lsready_demo_leaves_no_engine_process_or_directory_behind(tmp_path: Pat
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def test_lsready_demo_stopped_by_sigterm_stops_its_engines(tmp_path: Path) -> None:
+    """`docker stop`, systemd and Kubernetes end a process with SIGTERM, not Ctrl-C."""
+    temp = Path(tempfile.mkdtemp(prefix="lsd-"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "demo", "--scenario", "queue-backlog"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    try:
+        engines = wait_until(
+            lambda: [found for found in [_engines_under(temp)] if len(found) >= 2],
+            timeout=60,
+            what="the demo's redis-server and postgres running",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM, proc.stderr.read()  # type: ignore[union-attr]
+        for pid in engines[0]:
+            wait_until(lambda pid=pid: not _running(pid), what=f"engine {pid} ending")
+        assert _engines_under(temp) == []
+    finally:
+        stop_process(proc, grace=1)
+        for pid in _engines_under(temp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 # --- stopping a child process ---------------------------------------------------------------------
 
 _STUBBORN = (

@@ -14,6 +14,7 @@ from typing import overload
 
 from checks.engine import check
 from checks.runner import Report
+from runbooks.demo.processes import ended_by_sigterm
 from runbooks.demo.session import DemoSession
 from runbooks.model import TriageResult
 
@@ -36,7 +37,7 @@ def run_demo(scenario: str | None = None) -> Report | ScenarioRun:
 
     if scenario is not None:
         get_scenario(scenario)  # a bad name fails before any engine starts
-    with DemoSession() as demo:
+    with ended_by_sigterm(), DemoSession() as demo:
         if scenario is None:
             demo.shape()
             return check(demo.config())

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 KILL_WAIT_S = 5.0  # after SIGKILL only an uninterruptible sleep keeps a process around
@@ -35,6 +38,30 @@ def stop_process(
     if group:
         _signal(proc, signal.SIGKILL, group)  # members that outlived their leader
     return code
+
+
+@contextmanager
+def ended_by_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM ends the program as Ctrl-C would: the stack unwinds, so whatever
+    the block started is stopped on the way out. A second SIGTERM during that cleanup is ignored
+    rather than cutting it short. Only the main thread can take signals; elsewhere it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ending = False
+
+    def end(signum: int, _frame: Any) -> None:
+        nonlocal ending
+        if not ending:
+            ending = True
+            raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, end)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _signal(proc: subprocess.Popen[Any], sig: int, group: bool) -> None:
