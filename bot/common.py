@@ -1,15 +1,10 @@
-"""What the listeners share: who is asking and where, the access guard, posting, evidence snapshots."""
+"""What the listeners share: who is asking and where, the access guard, auditing, posting, evidence."""
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
@@ -17,49 +12,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.access import ACTIONS, Verdict
 from bot.render.limits import Message
-from bot.render.slack_text import line, replies
-from checks.errors import LsreadyError
+from bot.replies import Denied, NotInChannel, Refused, Unverified
 
 if TYPE_CHECKING:
     from bot.services import Services
 
 log = logging.getLogger(__name__)
-
-
-class SlackReply(LsreadyError):
-    """An error whose message is mrkdwn from bot/templates (its inputs escaped there)."""
-
-
-class Denied(SlackReply):
-    """Refused or unverified access: audited where it happened, not again as an error."""
-
-    outcome = "refused"
-
-    def __init__(self, action: str, text: str) -> None:
-        self.action = action
-        super().__init__(text)
-
-
-class Refused(Denied):
-    def __init__(self, action: str) -> None:
-        super().__init__(action, line(replies().not_allowed, action))
-
-
-class Unverified(Denied):
-    outcome = "unverified"
-
-    def __init__(self, action: str) -> None:
-        super().__init__(action, line(replies().not_verified, action))
-
-
-class NotInChannel(SlackReply):
-    def __init__(self) -> None:
-        super().__init__(line(replies().not_in_channel))
-
-
-class SnapshotGone(SlackReply):
-    def __init__(self) -> None:
-        super().__init__(line(replies().snapshot_gone))
 
 
 @dataclass(frozen=True)
@@ -146,59 +104,6 @@ def post(client: WebClient, channel: str | None, message: Message, thread_ts: st
 
 def update(client: WebClient, channel: str, ts: str, message: Message) -> None:
     client.chat_update(channel=channel, ts=ts, **message.chat_args())
-
-
-class Recent:
-    """Keys seen in the last `window_s` seconds, in memory: a retried event or a double click finds
-    its key. Used where a repeat would only post twice; writes are guarded in the store."""
-
-    def __init__(self, window_s: float = 3600.0, size: int = 10_000) -> None:
-        self.window_s, self.size = window_s, size
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first(self, key: str) -> bool:
-        """True the first time `key` is seen within the window."""
-        now = time.monotonic()
-        with self._lock:
-            at = self._seen.get(key)
-            if at is not None and now - at < self.window_s:
-                return False
-            self._seen[key] = now
-            self._seen.move_to_end(key)
-            while len(self._seen) > self.size:
-                self._seen.popitem(last=False)
-        return True
-
-
-class Snapshots:
-    """Recent results behind each Show evidence button, kept in memory, newest `size` only."""
-
-    def __init__(self, size: int = 200) -> None:
-        self.size = size
-        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, kind: str, target: str, data: dict[str, Any]) -> str:
-        key = uuid.uuid4().hex[:16]
-        snapshot = {
-            "kind": kind,
-            "target": target,
-            "snapshot_at": datetime.now(UTC).isoformat(),
-            "data": data,
-        }
-        with self._lock:
-            self._items[key] = snapshot
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return key
-
-    def get(self, key: str) -> dict[str, Any]:
-        with self._lock:
-            snapshot = self._items.get(key)
-        if snapshot is None:
-            raise SnapshotGone()
-        return snapshot
 
 
 def upload_evidence(services: Services, client: WebClient, caller: Caller, key: str) -> None:

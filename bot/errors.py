@@ -18,8 +18,9 @@ from slack_bolt import Ack, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.common import Caller, Denied, SlackReply, audit
+from bot.common import Caller, audit
 from bot.render.limits import SECTION_TEXT, clip, escape
+from bot.replies import Denied, SlackReply
 from checks.errors import LsreadyError
 from storage.db import StorageError
 

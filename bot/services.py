@@ -6,9 +6,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.access import Access
-from bot.common import Snapshots
 from bot.observability import Metrics
-from bot.work import Pools
+from bot.pools import Pools
+from bot.snapshots import Snapshots
 from checks.config import Config
 from checks.secrets import Redactor
 from runbooks.readiness import Readiness

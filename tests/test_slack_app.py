@@ -12,8 +12,8 @@ from slack_fake import BotHarness, send
 from waiting import wait_until
 
 from bot import actions as ids
+from bot.pools import SLOW_WAITING, SLOW_WORKERS
 from bot.render.limits import problems
-from bot.work import SLOW_WAITING, SLOW_WORKERS
 from conftest import make_config
 from runbooks.triage import RUNBOOKS
 

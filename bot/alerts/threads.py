@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 
 from bot.common import Caller, post, update
 from bot.flows.triage import live_triage, runbooks
+from bot.pools import Request
 from bot.render.limits import Message
 from bot.render.slack_alert import (
     render_alert,
@@ -26,7 +27,7 @@ from bot.render.slack_alert import (
     render_resolved_reply,
     render_stopped_reply,
 )
-from bot.work import Request, start
+from bot.work import start
 from checks.errors import LsreadyError
 from runbooks.alerts import Ignored, Notification, route
 from runbooks.triage import get_runbook

@@ -10,12 +10,13 @@ from slack_sdk import WebClient
 
 from bot import commands
 from bot.access import Verdict
-from bot.common import Caller, Refused, SlackReply, audit, guard, post
+from bot.common import Caller, audit, guard, post
 from bot.errors import record_error
 from bot.flows.home import publish_home
 from bot.render.limits import Message
 from bot.render.slack_ack import render_ack_confirmation
 from bot.render.slack_text import line, replies
+from bot.replies import Refused, SlackReply
 from checks.errors import LsreadyError
 from runbooks.readiness import NotAttestable
 from storage.effects import Effects

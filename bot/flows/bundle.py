@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
-from bot.common import Caller, SnapshotGone, audit
+from bot.common import Caller, audit
 from bot.render.limits import BUNDLE_MAX_BYTES, FILE_MAX_BYTES
+from bot.replies import SnapshotGone
 from runbooks.bundle import BundleOptions, build_bundle, default_name, summary_line
 
 if TYPE_CHECKING:

@@ -9,9 +9,10 @@ from slack_bolt import Respond
 from slack_sdk import WebClient
 
 from bot.common import Caller, audit, guard, post
+from bot.pools import Request
 from bot.render.slack_report import render_report, render_status
 from bot.render.slack_text import line, replies
-from bot.work import Request, start
+from bot.work import start
 from checks.engine import select
 
 if TYPE_CHECKING:

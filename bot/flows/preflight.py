@@ -12,12 +12,13 @@ from slack_sdk import WebClient
 from bot import commands
 from bot.common import Caller, audit, guard, post
 from bot.live import LiveMessage
+from bot.pools import Request
 from bot.render.slack_preflight import (
     render_preflight_progress,
     render_preflight_result,
     render_preflight_stopped,
 )
-from bot.work import Request, start
+from bot.work import start
 from runbooks.preflight import configured_values, preflight
 
 if TYPE_CHECKING:

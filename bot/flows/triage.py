@@ -12,8 +12,9 @@ from slack_sdk import WebClient
 
 from bot.common import Caller, audit, guard, post
 from bot.live import LiveMessage
+from bot.pools import Request
 from bot.render.slack_triage import render_progress, render_result, render_stopped
-from bot.work import Request, start
+from bot.work import start
 from runbooks.model import Runbook
 from runbooks.triage import RUNBOOKS, get_runbook, triage
 

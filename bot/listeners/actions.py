@@ -15,8 +15,9 @@ from bot.flows.check import run_check
 from bot.flows.home import check_from_home
 from bot.flows.preflight import run_preflight
 from bot.flows.triage import run_all_triages, run_triage
+from bot.pools import Request
 from bot.render.slack_ack import render_ack_modal
-from bot.work import Request, start
+from bot.work import start
 
 if TYPE_CHECKING:
     from bot.services import Services

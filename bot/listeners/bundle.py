@@ -16,8 +16,9 @@ from bot import actions as ids
 from bot.common import Caller, guard
 from bot.errors import ack_now, lazy
 from bot.flows.bundle import prepare_bundle
+from bot.pools import Request
 from bot.render.slack_text import line, replies
-from bot.work import Request, start
+from bot.work import start
 
 if TYPE_CHECKING:
     from bot.services import Services

@@ -17,8 +17,9 @@ from bot.flows.check import run_check
 from bot.flows.digest import preview_digest
 from bot.flows.preflight import run_preflight
 from bot.flows.triage import run_triage, runbooks
+from bot.pools import Request
 from bot.render.slack_help import render_help
-from bot.work import Request, start
+from bot.work import start
 
 if TYPE_CHECKING:
     from bot.services import Services

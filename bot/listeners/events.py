@@ -11,10 +11,11 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot import actions, commands
-from bot.common import Caller, Recent, post
+from bot.common import Caller, post
 from bot.errors import ack_now, lazy
 from bot.flows.ack import acknowledge
 from bot.flows.home import publish_home
+from bot.snapshots import Recent
 
 if TYPE_CHECKING:
     from bot.services import Services

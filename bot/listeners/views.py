@@ -11,10 +11,12 @@ from slack_sdk import WebClient
 
 from bot import actions as ids
 from bot import commands
-from bot.common import Caller, Recent, Refused
+from bot.common import Caller
 from bot.errors import lazy
 from bot.flows.ack import precheck, record_from_modal, record_rejection
 from bot.render.limits import INPUT_ERROR, clip
+from bot.replies import Refused
+from bot.snapshots import Recent
 from runbooks.readiness import BadDuration, NotAttestable, UnknownItem
 
 if TYPE_CHECKING:
