@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, 
 
 from checks.errors import CatalogError
 from checks.model import SECTIONS, Item, Kind, Severity
-from checks.probes import ProbeFn, all_probes
+from checks.probes import all_probes
+from checks.probes.common import ProbeFn
 from checks.thresholds import CATALOG_PATH, Threshold, check_overrides, parse_schema, read_catalog
 
 __all__ = ["CATALOG_PATH", "Catalog", "CatalogEntry", "load_catalog"]

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
-
 from checks.errors import CatalogError
-
-if TYPE_CHECKING:
-    from checks.clients import Clients
-    from checks.model import Evidence
-
-ProbeFn = Callable[["Clients", Mapping[str, Any]], "Evidence"]
+from checks.probes.common import ProbeFn
 
 
 def all_probes() -> dict[str, ProbeFn]:

@@ -1,15 +1,19 @@
-"""Small helpers shared by probes: grading a value against warn/fail limits, formatting sizes."""
+"""What probes share: the probe type, grading a value against warn/fail limits, formatting sizes."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from checks.model import Status
+from checks.model import Evidence, Status
+
+if TYPE_CHECKING:
+    from checks.clients import Clients
 
 T = TypeVar("T")
+ProbeFn = Callable[["Clients", Mapping[str, Any]], Evidence]
 
 
 def grade_high(value: float, warn: float, fail: float) -> Status:

@@ -32,7 +32,7 @@ from checks.probes.postgres.server import bundled_postgres
 from checks.probes.redis import bundled_redis
 
 if TYPE_CHECKING:
-    from checks.probes import ProbeFn
+    from checks.probes.common import ProbeFn
 
 # What "the datastore could not be asked" looks like; anything else is the probe's own answer.
 UNREACHED: tuple[type[BaseException], ...] = (

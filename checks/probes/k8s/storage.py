@@ -14,7 +14,7 @@ from checks.probes.common import quantity
 from checks.probes.k8s.objects import containers, is_eks, meta, name_of, not_eks
 
 if TYPE_CHECKING:
-    from checks.probes import ProbeFn
+    from checks.probes.common import ProbeFn
 
 DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
