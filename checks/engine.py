@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 
+from checks.clients import Clients
 from checks.config import Config
 from checks.errors import LsreadyError
 from checks.model import SECTIONS, Attestation, Item, Kind
@@ -67,8 +69,10 @@ def check_prepared(
     selector: str | None = None,
     attestations: Mapping[str, Attestation] | None = None,
     now: datetime | None = None,
+    clients: Clients | None = None,
 ) -> Report:
-    """`check` of a target already resolved by `prepare`."""
+    """`check` of a target already resolved by `prepare`, on `clients` when the caller has them open
+    (they carry the probe timeout), else on clients of its own."""
     catalog = run.catalog
     wanted = select(catalog, selector)
     # A derived item needs its sources evaluated even when they were not asked for.
@@ -77,10 +81,10 @@ def check_prepared(
         if item.kind is Kind.DERIVED:
             needed.update(item.derived_from or catalog.required_ids())
     to_run = [i for i in catalog.items if i.id in needed]
-    with run.clients() as clients:
+    with contextlib.nullcontext(clients) if clients is not None else run.clients() as opened:
         report = run_checks(
             catalog,
-            clients,
+            opened,
             items=to_run,
             attestations=attestations,
             deadline_s=run.deadline_s,

@@ -255,7 +255,7 @@ def _lsready(
         src.add("lsready/triage.json", evidence["triage"])
     else:
         src.doing = "running the triage"
-        result = triage(config, run.name, sample_interval_s=opts.triage_sample_s)
+        result = triage(config, run.name, sample_interval_s=opts.triage_sample_s, catalog=run.catalog)
         src.add("lsready/triage.json", result.to_dict())
     src.doing = "running the checks"
     src.add("lsready/check.json", check(config, run.name, catalog=run.catalog).to_dict())

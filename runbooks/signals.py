@@ -151,7 +151,7 @@ def collect(
             if _configured(clients, backend)
         }
         report_future: Future[Report] = Future()
-        _in_thread(report_future, lambda: check_prepared(run, attestations=attestations))
+        _in_thread(report_future, lambda: check_prepared(run, attestations=attestations, clients=clients))
         got: dict[str, Any] = {}
         for read, future in futures.items():
             per_read = min(deadline, mono + clients.timeout_s) - time.monotonic()

@@ -76,6 +76,7 @@ def triage(
     on_step: Callable[[StepResult], None] | None = None,
     deadline_s: float | None = None,
     sample_interval_s: float | None = None,
+    catalog: Catalog | None = None,
 ) -> TriageResult:
     """Walk `runbook` against `target` and diagnose it; never raises for a backend's trouble.
 
@@ -85,10 +86,12 @@ def triage(
     so it must be thread-safe. The calls themselves never overlap and come in path order. Keep
     it quick: the walk waits for it. An exception from it is logged and ignored.
 
+    `catalog` is the config's (`catalog_for`), when the caller already holds it.
+
     Raises LsreadyError subclasses for bad input only: UnknownRunbook, UnknownTarget, ConfigError.
     """
     book = get_runbook(runbook)
-    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S)
+    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S, catalog=catalog)
     params = resolve_thresholds(book, run.catalog)
     deadline, probe_s = run.deadline_s, run.probe_s
     interval = float(params["sample_interval_s"] if sample_interval_s is None else sample_interval_s)

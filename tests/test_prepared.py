@@ -133,3 +133,37 @@ def test_every_entry_point_names_an_unknown_target_the_same_way_before_it_reads_
         "several targets are configured (prod, staging): name one, or set default_target"
     )
     assert _unknown(check, make_config({})).startswith("no targets are configured: write lsready.yaml")
+
+
+def test_signal_collection_reads_and_checks_on_one_set_of_clients(redis_url, monkeypatch):
+    """An exporter refresh opens each backend once for its reads and its checklist together."""
+    import checks.prepared
+
+    opened = []
+    real = checks.prepared.Clients
+
+    def counted(*args, **kwargs):
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(checks.prepared, "Clients", counted)
+    config = make_config({"t": {"redis": {"url": redis_url}}})
+    signals = collect(config, "t", prepare(config, "t").catalog)
+    assert signals.report is not None and signals.up["redis"]
+    assert len(opened) == 1
+
+
+def test_triage_and_preflight_use_the_catalog_they_are_given(redis_url, monkeypatch):
+    """The bot and the bundle hold the catalog already: a run does not read catalog.yaml again."""
+    import checks.prepared
+
+    config = make_config({"t": {"redis": {"url": redis_url}}}, timeouts={"probe_s": 1, "run_s": 3})
+    catalog = prepare(config, "t").catalog
+    loads = []
+    real = checks.prepared.load_catalog
+    monkeypatch.setattr(checks.prepared, "load_catalog", lambda **kw: loads.append(1) or real(**kw))
+    triage(config, "t", "queue-depth", sample_interval_s=0.1, catalog=catalog)
+    preflight(config, "t", catalog=catalog)
+    assert loads == []
+    triage(config, "t", "queue-depth", sample_interval_s=0.1)
+    assert loads == [1]

@@ -55,7 +55,9 @@ def live_preflight(
         client, caller.channel, ts, lambda done: render_preflight_progress(name, to, done, started, redactor)
     )
     try:
-        result = preflight(services.config, name, to_version=to, on_step=live.step)
+        result = preflight(
+            services.config, name, to_version=to, on_step=live.step, catalog=services.shared.catalog
+        )
     except BaseException:
         live.finish(render_preflight_stopped(name, to, live.steps, redactor))
         raise

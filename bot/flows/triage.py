@@ -79,7 +79,7 @@ def live_triage(
         client, caller.channel, ts, lambda done: render_progress(book, name, done, started, redactor, by=by)
     )
     try:
-        result = triage(services.config, name, book.name, on_step=live.step)
+        result = triage(services.config, name, book.name, on_step=live.step, catalog=services.shared.catalog)
     except BaseException:
         live.finish(render_stopped(book, name, live.steps, redactor))
         raise

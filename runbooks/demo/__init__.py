@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import overload
 
-from checks.engine import check
+from checks.engine import catalog_for, check
 from checks.runner import Report
 from runbooks.demo.processes import ended_by_sigterm
 from runbooks.demo.session import DemoSession
@@ -44,6 +44,7 @@ def run_demo(scenario: str | None = None) -> Report | ScenarioRun:
         demo.shape(redis=False, clickhouse=False)  # the scenario fills them its own way
         with demo.play(scenario) as played:
             config = demo.config(SCENARIO_THRESHOLDS)
-            result = triage(config)
-            report = check(config)
+            catalog = catalog_for(config)
+            result = triage(config, catalog=catalog)
+            report = check(config, catalog=catalog)
         return ScenarioRun(played.name, result, report)

@@ -99,6 +99,7 @@ def preflight(
     to_version: str | None = None,
     on_step: Callable[[PreflightStep], None] | None = None,
     deadline_s: float | None = None,
+    catalog: Catalog | None = None,
 ) -> PreflightResult:
     """Run every step against `target` and decide; never raises for a backend's trouble.
 
@@ -106,9 +107,10 @@ def preflight(
 
     `on_step` gets each redacted step in order, as soon as it and the steps before it are done,
     from the caller's thread. An exception from it is logged and ignored.
+    `catalog` is the config's (`catalog_for`), when the caller already holds it.
     Raises LsreadyError subclasses for bad input only (UnknownTarget, ConfigError, PreflightError).
     """
-    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S)
+    run = prepare(config, target, deadline_s=deadline_s, deadline_cap_s=DEADLINE_CAP_S, catalog=catalog)
     configured = run.target.preflight
     if configured is not None and new_values is None and configured.values:
         new_values, values_name = load_values(configured.values), configured.values
