@@ -28,7 +28,6 @@ def run_check(
     *,
     short: bool = False,
     respond: Respond | None = None,
-    thread_ts: str | None = None,
     private: bool = False,
 ) -> None:
     """Start a check of the target on the slow pool; its report (or status) is posted in the channel,
@@ -37,9 +36,7 @@ def run_check(
     name = services.readiness.target_name(target)
     guard(services, kind, caller, name)
     select(services.readiness.catalog, selector)  # an unknown selector is refused before "Checking…"
-    work = partial(check_and_post, services, client, caller, name, selector, short, respond, thread_ts)
-    if private:
-        work = partial(work, private=True)
+    work = partial(check_and_post, services, client, caller, name, selector, short, respond, private=private)
     start(services, Request(kind, name, selector or ""), caller, work, client=client, respond=respond)
 
 
@@ -51,12 +48,11 @@ def check_and_post(
     selector: str | None,
     short: bool,
     respond: Respond | None,
-    thread_ts: str | None,
     *,
     private: bool = False,
 ) -> None:
-    """Check a target, record it, post the report (or the status) in the channel, attributed to
-    the caller; a private status goes only to the caller."""
+    """Check a target, record it, post the report (or the status) where the caller asked (their
+    thread, else the channel), attributed to them; a private status goes only to the caller."""
     kind = "status" if short else "check"
     if respond is not None and not private:
         respond(response_type="ephemeral", replace_original=False, text=line(replies().checking, name))
@@ -70,6 +66,6 @@ def check_and_post(
     if private and respond is not None:
         respond(response_type="ephemeral", replace_original=False, **message.respond_args())
     else:
-        post(client, caller.channel, message, thread_ts)
+        post(client, caller.channel, message, caller.thread_ts)
     where = "to the caller" if private else "posted"
     audit(services, caller, kind, name, f"{selector or 'all'}: {report.score.percent}% {where}")

@@ -32,25 +32,23 @@ def run_preflight(
     target: str | None,
     to: str | None,
     *,
-    thread_ts: str | None = None,
     respond: Respond | None = None,
 ) -> None:
     """Start the preflight of the target on the slow pool; the checklist is posted in the channel."""
     name = services.readiness.target_name(target)
     guard(services, commands.ACCESS["preflight"], caller, name)
-    configured_values(
-        services.config.target(name)[1]
-    )  # a missing or broken values file: said before any post
-    work = partial(live_preflight, services, client, caller, name, to, thread_ts or caller.thread_ts)
+    # A missing or broken values file is said before anything is posted.
+    configured_values(services.config.target(name)[1])
+    work = partial(live_preflight, services, client, caller, name, to)
     start(services, Request("preflight", name, to or ""), caller, work, client=client, respond=respond)
 
 
-def live_preflight(
-    services: Services, client: WebClient, caller: Caller, name: str, to: str | None, thread_ts: str | None
-) -> str:
+def live_preflight(services: Services, client: WebClient, caller: Caller, name: str, to: str | None) -> str:
     """Post the checklist, update it as steps finish, end with the verdict; returns the verdict."""
     redactor, started = services.redactor, datetime.now(UTC)
-    ts = post(client, caller.channel, render_preflight_progress(name, to, [], started, redactor), thread_ts)
+    ts = post(
+        client, caller.channel, render_preflight_progress(name, to, [], started, redactor), caller.thread_ts
+    )
     live = LiveMessage(
         client, caller.channel, ts, lambda done: render_preflight_progress(name, to, done, started, redactor)
     )

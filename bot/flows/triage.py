@@ -36,7 +36,6 @@ def run_triage(
     target: str | None,
     runbook: str | None,
     *,
-    thread_ts: str | None = None,
     respond: Respond | None = None,
 ) -> None:
     """Start a live triage of the target with one runbook (None: the first) on the slow pool."""
@@ -44,7 +43,7 @@ def run_triage(
     guard(services, "triage", caller, name)
     book = get_runbook(runbook or next(iter(RUNBOOKS)))  # raises UnknownRunbook with a suggestion
     request = Request("triage", name, book.name)
-    work = partial(live_triage, services, client, caller, name, book, thread_ts)
+    work = partial(live_triage, services, client, caller, name, book, caller.thread_ts)
     start(services, request, caller, work, client=client, respond=respond)
 
 
@@ -54,7 +53,6 @@ def run_all_triages(
     caller: Caller,
     target: str | None,
     *,
-    thread_ts: str | None = None,
     respond: Respond | None = None,
 ) -> None:
     """Start every runbook on the target, one after the other, as one piece of slow work."""
@@ -63,7 +61,7 @@ def run_all_triages(
 
     def work() -> None:
         for book in RUNBOOKS.values():
-            live_triage(services, client, caller, name, book, thread_ts)
+            live_triage(services, client, caller, name, book, caller.thread_ts)
 
     start(services, Request("triage", name, "all runbooks"), caller, work, client=client, respond=respond)
 

@@ -33,21 +33,21 @@ def register(app: App, services: Services) -> None:
     def rerun_check(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "check")
         target, selector = data.get("t"), data.get("s")
-        run_check(services, client, caller, target, selector, thread_ts=caller.thread_ts, respond=respond)
+        run_check(services, client, caller, target, selector, respond=respond)
 
     def rerun_triage(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
         target, runbook = data.get("t"), data.get("r")
-        run_triage(services, client, caller, target, runbook, thread_ts=caller.thread_ts, respond=respond)
+        run_triage(services, client, caller, target, runbook, respond=respond)
 
     def rerun_preflight(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "preflight")
         target, to = data.get("t"), data.get("v")
-        run_preflight(services, client, caller, target, to, thread_ts=caller.thread_ts, respond=respond)
+        run_preflight(services, client, caller, target, to, respond=respond)
 
     def run_all(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         data, caller = _clicked(body, context, "triage")
-        run_all_triages(services, client, caller, data.get("t"), thread_ts=caller.thread_ts, respond=respond)
+        run_all_triages(services, client, caller, data.get("t"), respond=respond)
 
     def evidence(body: dict[str, Any], context: Any, client: WebClient, respond: Respond) -> None:
         context["lsready_action"] = "evidence"
