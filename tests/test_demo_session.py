@@ -62,6 +62,9 @@ def test_a_session_shapes_its_own_engines_checks_them_and_leaves_no_process_or_d
 def test_a_session_stops_only_what_it_started(redis_url: str, tmp_path: Path) -> None:
     with DemoSession(tmp_path, redis_url=redis_url) as demo:
         assert demo.redis_url == redis_url and demo.pids == []
+        assert demo.postgres_url  # one engine of its own
+        (own,) = demo.pids
+    wait_until(lambda: not _running(own), what="the session's own PostgreSQL ending")
     with redis_lib.Redis.from_url(redis_url) as r:
         assert r.ping()  # the suite's Redis, given to the session, still answers
     assert tmp_path.exists()  # a directory it was given is the caller's

@@ -4,11 +4,12 @@ import time
 
 import pytest
 import redis
+from test_clients import _item
 from waiting import wait_until
 
 from checks.engine import check
 from checks.errors import UnknownTarget
-from checks.model import Evidence, Item, Kind, Severity, Status
+from checks.model import Evidence, Status
 from checks.prepared import prepare
 from checks.registry import Catalog
 from conftest import make_config
@@ -16,13 +17,6 @@ from runbooks.bundle import BundleOptions, collect_bundle
 from runbooks.preflight import preflight
 from runbooks.signals import collect
 from runbooks.triage import DEADLINE_CAP_S, triage
-
-
-def _item(item_id: str, probe: str) -> Item:
-    return Item(
-        id=item_id, section="1", title=item_id, seed=item_id, kind=Kind.PROBE, required=False,
-        severity=Severity.HIGH, remediation="fix", probe=probe,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize("probe_s", [0.4, 1.2])
@@ -89,18 +83,18 @@ def test_prepare_caps_the_configured_deadline_and_keeps_the_probe_timeout_inside
 
 
 def test_prepared_clients_carry_the_probe_timeout_and_close_at_the_end_of_the_block(redis_url, redis_client):
-    def ours() -> int:
-        return sum(c.get("name") == "lsready" for c in redis_client.client_list())
+    def open_ids() -> set[int]:
+        return {int(c["id"]) for c in redis_client.client_list()}
 
     config = make_config({"t": {"redis": {"url": redis_url}}}, timeouts={"probe_s": 2.5, "run_s": 2})
     prepared = prepare(config)
-    before = ours()
     with prepared.clients() as clients:
         assert clients.timeout_s == prepared.probe_s == 2
         assert clients.inner_timeout_s == pytest.approx(1.6)
         assert clients.redis.ping()
-        assert ours() == before + 1
-    wait_until(lambda: ours() == before, timeout=5, what="lsready's Redis connection to close")
+        ours = int(clients.redis.client_id())
+        assert ours in open_ids()
+    wait_until(lambda: ours not in open_ids(), timeout=5, what="lsready's Redis connection to close")
 
 
 def test_prepared_redactor_knows_the_configs_secrets(redis_url):
