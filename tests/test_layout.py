@@ -5,6 +5,7 @@ sees a circle through them as much as through run-time ones)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,20 @@ def test_an_import_for_type_checking_alone_still_closes_a_circle(tmp_path):
     _, tree = sources["pkg.pools"]
     assert [m for m, _ in imports_of("pkg.pools", tree, False, typing=False) if m.startswith("pkg")] == []
     assert _circles(_graph(sources)) == ["pkg.pools -> pkg.services -> pkg.pools"]
+
+
+def test_readme_layout_names_every_folder_and_only_files_that_exist():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## How it works") : readme.index("## Tests")]
+    tops = (*PACKAGES, "storage", "tests", "bench", "deploy")
+    folders = [
+        p
+        for top in (*PACKAGES, "storage")
+        for p in (ROOT / top).rglob("*")
+        if p.is_dir() and p.name != "__pycache__"
+    ]
+    assert [str(f.relative_to(ROOT)) for f in folders if f"{f.name}/" not in layout] == []
+    files = [p.relative_to(ROOT).as_posix() for top in tops for p in (ROOT / top).rglob("*") if p.is_file()]
+    named = set(re.findall(r"[\w/]+\.(?:py|yaml)\b", layout))
+    assert named, "the layout section names no file: the pattern no longer matches it"
+    assert sorted(n for n in named if not any(f == n or f.endswith("/" + n) for f in files)) == []
